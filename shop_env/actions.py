@@ -1,0 +1,159 @@
+"""Actions, model responses and the strict response parser (DESIGN §3-4).
+
+This module has no third-party dependencies: everything else builds on it, and the
+reward functions call :func:`parse_response` on arbitrary model output, so it must be
+cheap, total (raises only :class:`FormatError`) and never evaluate what it reads.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+#: The canonical action types a model may emit.
+CANONICAL_ACTION_TYPES: tuple[str, ...] = ("click", "type_and_submit", "terminate")
+#: Every accepted type: ``scroll`` is type-only, for datasets that log it.
+ACTION_TYPES: tuple[str, ...] = CANONICAL_ACTION_TYPES + ("scroll",)
+
+# A response wrapped in one Markdown code fence: ```json\n{...}\n``` or ```{...}```.
+_FENCE = re.compile(r"\A```[A-Za-z0-9_-]*[ \t]*\n?(?P<body>.*?)\n?[ \t]*```\Z", re.DOTALL)
+
+
+class FormatError(ValueError):
+    """A model response (or action record) that does not follow the output format."""
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One user action.
+
+    Attributes:
+        type: one of :data:`ACTION_TYPES`.
+        name: the target element's semantic name (``click``/``type_and_submit``).
+        text: the text typed (``type_and_submit``).
+    """
+
+    type: str
+    name: str = ""
+    text: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        """Return the JSON form: ``type`` always, ``name``/``text`` where the type uses them."""
+        out = {"type": self.type}
+        if self.type in ("click", "type_and_submit"):
+            out["name"] = self.name
+        if self.type == "type_and_submit":
+            out["text"] = self.text
+        return out
+
+    def to_json(self) -> str:
+        """Return :meth:`to_dict` as compact JSON."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: Any, *, field: str = "action") -> Action:
+        """Build an action from a JSON object.
+
+        Args:
+            data: a mapping with ``type`` and optional string ``name``/``text``.
+            field: the field path used in error messages.
+
+        Raises:
+            FormatError: ``data`` is not an object, the type is unknown, or
+                ``name``/``text`` is present but not a string.
+        """
+        if not isinstance(data, dict):
+            raise FormatError(f"{field} must be a JSON object, got {_json_type(data)}")
+        kind = data.get("type")
+        if not isinstance(kind, str):
+            raise FormatError(f"{field}.type must be a string, got {_json_type(kind)}")
+        if kind not in ACTION_TYPES:
+            raise FormatError(
+                f"{field}.type {_clip(kind)!r} is not in the action space: "
+                f"{', '.join(CANONICAL_ACTION_TYPES)} (scroll is accepted as type-only)"
+            )
+        values = {}
+        for key in ("name", "text"):
+            value = data.get(key, "")
+            if not isinstance(value, str):
+                raise FormatError(f"{field}.{key} must be a string, got {_json_type(value)}")
+            values[key] = value
+        return cls(kind, values["name"], values["text"])
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A parsed model answer: a first-person rationale and the predicted action."""
+
+    rationale: str
+    action: Action
+
+    def to_json(self) -> str:
+        """Return the response in the model output format of DESIGN §4."""
+        return json.dumps(
+            {"rationale": self.rationale, "action": self.action.to_dict()}, ensure_ascii=False
+        )
+
+
+def strip_code_fence(text: str) -> str:
+    """Strip surrounding whitespace and at most one surrounding Markdown code fence."""
+    text = text.strip()
+    match = _FENCE.match(text)
+    return match.group("body").strip() if match else text
+
+
+def parse_response(text: str) -> Response:
+    """Parse a model response into a :class:`Response`.
+
+    Valid iff, after stripping whitespace and at most one surrounding Markdown code fence,
+    ``text`` is exactly one JSON object with a string ``rationale`` and an object
+    ``action`` whose ``type`` is in the action space; ``name`` and ``text``, where
+    present, are strings. Empty ``name``/``text`` are valid format.
+
+    Args:
+        text: the raw model output.
+
+    Returns:
+        The parsed response.
+
+    Raises:
+        FormatError: with a message saying what is wrong. Never any other exception.
+    """
+    if not isinstance(text, str):
+        raise FormatError(f"response must be a string, got {type(text).__name__}")
+    body = strip_code_fence(text)
+    if not body:
+        raise FormatError("response is empty")
+    if body[0] != "{":
+        raise FormatError(f"response must be one JSON object starting with '{{', got {_clip(body)!r}")
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as err:
+        raise FormatError(f"response is not valid JSON: {err.msg} at char {err.pos}") from None
+    except (RecursionError, ValueError) as err:  # absurd nesting, lone surrogates, ...
+        raise FormatError(f"response is not valid JSON: {type(err).__name__}") from None
+    if not isinstance(data, dict):
+        raise FormatError(f"response must be a JSON object, got {_json_type(data)}")
+    rationale = data.get("rationale")
+    if not isinstance(rationale, str):
+        raise FormatError(
+            "response.rationale is missing"
+            if "rationale" not in data
+            else f"response.rationale must be a string, got {_json_type(rationale)}"
+        )
+    if "action" not in data:
+        raise FormatError("response.action is missing")
+    return Response(rationale, Action.from_dict(data["action"], field="action"))
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "boolean", int: "number", float: "number", str: "string", list: "array",
+            dict: "object"}.get(type(value), type(value).__name__)
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."

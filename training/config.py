@@ -1,0 +1,361 @@
+"""Training run configuration: YAML presets resolved into :class:`TrainConfig`.
+
+A preset is a YAML file in ``training/configs/`` (or any path). It may name another preset
+with ``extends:``; its keys are deep-merged over that base, so an ablation is a one-line
+switch rather than a copy. Command-line overrides (``grpo.steps=2``: dotted key, YAML value)
+are applied last. Every key is checked: an unknown one fails at start-up naming the key and
+the closest known one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+DEFAULT_PRESET = "tiny-cpu"
+
+#: RewardConfig field names (DESIGN §5), used when the ``rewards`` package is not importable.
+_REWARD_KEYS_FALLBACK = (
+    "type_reward", "click_name_attr", "input_name_attr", "input_text_attr", "input_name_value",
+    "dars_factor", "rouge_threshold", "format_weight", "self_certainty_alpha", "action_reward",
+    "use_format", "use_self_certainty", "self_certainty_variant",
+)
+
+
+class ConfigError(ValueError):
+    """A preset or override that cannot be resolved (unknown key, wrong type, missing file)."""
+
+
+@dataclass
+class DataConfig:
+    """Where the sessions come from and how states become prompts."""
+
+    sessions: str = "synthetic:200?seed=0"
+    context: str = "latest-step"
+    max_history: int | None = None
+    max_prompt_tokens: int | None = None
+    rationales: str = "template"
+    test_fraction: float = 0.2
+
+
+@dataclass
+class SFTConfig:
+    """Cold-start supervised fine-tuning."""
+
+    enabled: bool = True
+    epochs: float = 1.0
+    learning_rate: float = 2e-5
+    batch_size: int = 8
+    max_seq_tokens: int = 2048
+
+
+@dataclass
+class GRPOSection:
+    """GRPO: ``batch_size`` is global and counts completions (prompts x num_generations)."""
+
+    enabled: bool = True
+    steps: int = 10
+    learning_rate: float = 1e-6
+    batch_size: int = 8
+    num_generations: int = 4
+    temperature: float = 0.6
+    top_p: float = 1.0
+    kl_beta: float = 0.001
+    max_completion_tokens: int = 128
+    save_steps: int = 5
+    self_certainty_chunk: int = 256
+
+
+@dataclass
+class EvalConfig:
+    """Held-out evaluation; ``max_states`` keeps the first N states (None: all)."""
+
+    split: str = "test"
+    batch_size: int = 8
+    max_new_tokens: int = 128
+    max_states: int | None = None
+
+
+@dataclass
+class TrainConfig:
+    """One training run, resolved from a preset plus overrides.
+
+    ``reward`` holds :class:`rewards.RewardConfig` fields (only those that differ from its
+    defaults need be given); :meth:`reward_config` builds the object.
+    """
+
+    name: str = DEFAULT_PRESET
+    seed: int = 0
+    backend: str = "local"
+    model: str = "tiny"
+    data: DataConfig = field(default_factory=DataConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    grpo: GRPOSection = field(default_factory=GRPOSection)
+    reward: dict[str, Any] = field(default_factory=dict)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the config as plain data (what is written to ``config.yaml``)."""
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        """Return the resolved config as YAML."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def reward_config(self) -> Any:
+        """Build the :class:`rewards.RewardConfig` of this run.
+
+        Raises:
+            ConfigError: a reward key unknown to ``RewardConfig``.
+        """
+        from rewards import RewardConfig
+
+        try:
+            return RewardConfig.from_dict(dict(self.reward))
+        except ValueError as err:
+            raise ConfigError(f"reward: {err}") from None
+
+
+def preset_names() -> list[str]:
+    """Names of the bundled presets (``training/configs/*.yaml``)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def preset_path(name_or_path: str | os.PathLike[str]) -> Path:
+    """Find a preset by bundled name or file path.
+
+    Raises:
+        ConfigError: neither a bundled preset nor an existing file (names close matches).
+    """
+    text = os.fspath(name_or_path)
+    path = Path(text)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path
+    bundled = CONFIG_DIR / f"{text}.yaml"
+    if bundled.is_file():
+        return bundled
+    hint = _close(text, preset_names())
+    raise ConfigError(f"unknown config {text!r}: not a file and not a preset{hint}; presets: {', '.join(preset_names())}")
+
+
+def read_preset(name_or_path: str | os.PathLike[str], *, follow_extends: bool = True) -> dict[str, Any]:
+    """Read a preset as a raw dict, deep-merged over the presets it ``extends``.
+
+    Args:
+        name_or_path: bundled preset name or YAML path.
+        follow_extends: False returns only the file's own keys (``extends`` removed).
+
+    Raises:
+        ConfigError: missing file, bad YAML, non-mapping content or an ``extends`` cycle.
+    """
+    chain: list[Path] = []
+    path = preset_path(name_or_path)
+    merged: dict[str, Any] = {}
+    while True:
+        if path in chain:
+            raise ConfigError(f"{path}: 'extends' cycle through {', '.join(str(p) for p in chain)}")
+        chain.append(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: invalid YAML: {err}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: a preset must be a YAML mapping, got {type(raw).__name__}")
+        parent = raw.pop("extends", None)
+        merged = _deep_merge(merged, raw)  # what was read so far (the child) wins
+        if not follow_extends or parent is None:
+            return merged
+        if not isinstance(parent, str):
+            raise ConfigError(f"{path}: 'extends' must be a preset name or path")
+        # A relative path in 'extends' is relative to the file that names it.
+        candidate = path.parent / parent
+        path = candidate if candidate.suffix in (".yaml", ".yml") and candidate.is_file() else preset_path(parent)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``"grpo.steps=2"`` into the dotted key and its YAML-typed value.
+
+    Raises:
+        ConfigError: no ``=`` or an empty key.
+    """
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value  # not YAML: take the literal string
+    return key, parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with ``key=value`` overrides applied (dotted keys)."""
+    out = _deep_merge({}, raw)
+    for item in overrides:
+        key, value = parse_override(item)
+        parts = key.split(".")
+        node = out
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def load_config(
+    name_or_path: str | os.PathLike[str] = DEFAULT_PRESET,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    name: str | None = None,
+) -> TrainConfig:
+    """Resolve a preset (with ``extends``) and overrides into a checked :class:`TrainConfig`.
+
+    Args:
+        name_or_path: bundled preset name or YAML path.
+        overrides: ``"section.key=value"`` strings, values parsed as YAML.
+        name: replaces the run name.
+
+    Raises:
+        ConfigError: unknown key (named, with a close match), wrong value type, bad file.
+    """
+    raw = apply_overrides(read_preset(name_or_path), list(overrides))
+    if name is not None:
+        raw["name"] = name
+    return config_from_dict(raw)
+
+
+def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
+    """Build a :class:`TrainConfig` from plain data, checking every key and value type.
+
+    Raises:
+        ConfigError: naming the offending dotted key.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError("config must be a mapping")
+    config = _build(TrainConfig, raw, "")
+    _check_choices(config)
+    return config
+
+
+def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in dataclasses.fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        where = f"{prefix}{key}"
+        if key not in known:
+            raise ConfigError(f"unknown config key {where!r}{_close(key, known, prefix)}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {where!r} must be a mapping of {', '.join(f.name for f in dataclasses.fields(hint))}")
+            kwargs[key] = _build(hint, value, f"{where}.")
+        elif key == "reward" and cls is TrainConfig:
+            kwargs[key] = _check_reward(value)
+        else:
+            kwargs[key] = _coerce(value, hint, where)
+    return cls(**kwargs)
+
+
+def _check_reward(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError("config key 'reward' must be a mapping of RewardConfig fields")
+    try:
+        from rewards import RewardConfig
+
+        known = [f.name for f in dataclasses.fields(RewardConfig)]
+    except ImportError:
+        known = list(_REWARD_KEYS_FALLBACK)
+    for key in value:
+        if key not in known:
+            raise ConfigError(f"unknown config key 'reward.{key}'{_close(key, known, 'reward.')}")
+    try:
+        from rewards import RewardConfig
+
+        RewardConfig.from_dict(dict(value))
+    except ImportError:
+        pass
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"reward: {err}") from None
+    return dict(value)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check ``value`` against a simple type hint; ints are accepted where floats are."""
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None:
+        if type(None) in allowed:
+            return None
+        raise ConfigError(f"config key {where!r} must not be null")
+    for kind in allowed:
+        if kind is bool and isinstance(value, bool):
+            return value
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if kind is str and isinstance(value, str):
+            return value
+    names = " or ".join("null" if k is type(None) else k.__name__ for k in allowed)
+    raise ConfigError(f"config key {where!r} must be {names}, got {value!r}")
+
+
+def _check_choices(config: TrainConfig) -> None:
+    choices = {
+        "backend": (config.backend, ("local", "verl")),
+        "data.context": (config.data.context, ("whole-session", "latest-step")),
+        "eval.split": (config.eval.split, ("train", "test", "all")),
+    }
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ConfigError(f"config key {key!r} must be one of {', '.join(allowed)}, got {value!r}")
+    positive = {
+        "grpo.steps": config.grpo.steps, "grpo.batch_size": config.grpo.batch_size,
+        "grpo.num_generations": config.grpo.num_generations,
+        "grpo.max_completion_tokens": config.grpo.max_completion_tokens,
+        "grpo.save_steps": config.grpo.save_steps, "sft.batch_size": config.sft.batch_size,
+        "eval.batch_size": config.eval.batch_size, "eval.max_new_tokens": config.eval.max_new_tokens,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"config key {key!r} must be >= 1, got {value}")
+    if config.grpo.num_generations < 2:
+        raise ConfigError("config key 'grpo.num_generations' must be >= 2 (GRPO compares completions in a group)")
+    if config.grpo.batch_size % config.grpo.num_generations:
+        raise ConfigError(
+            f"config key 'grpo.batch_size' ({config.grpo.batch_size}) must be a multiple of "
+            f"'grpo.num_generations' ({config.grpo.num_generations})"
+        )
+
+
+def _deep_merge(top: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """Return ``base`` updated by ``top`` recursively (neither is modified)."""
+    out = {k: (_deep_merge({}, v) if isinstance(v, dict) else v) for k, v in base.items()}
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(value, out[key])
+        else:
+            out[key] = _deep_merge({}, value) if isinstance(value, dict) else value
+    return out
+
+
+def _close(word: str, options: list[str], prefix: str = "") -> str:
+    match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if not match:  # a prefix or fragment of a longer key: 'dars' -> 'dars_factor'
+        match = [o for o in options if word and (o.startswith(word) or word in o)][:1]
+    return f" (did you mean {prefix + match[0]!r}?)" if match else ""

@@ -132,8 +132,10 @@ def parse_response(text: str) -> Response:
         data = json.loads(body)
     except json.JSONDecodeError as err:
         raise FormatError(f"response is not valid JSON: {err.msg} at char {err.pos}") from None
-    except (RecursionError, ValueError) as err:  # absurd nesting, lone surrogates, ...
-        raise FormatError(f"response is not valid JSON: {type(err).__name__}") from None
+    except RecursionError:
+        raise FormatError("response is not valid JSON: nested too deeply") from None
+    except ValueError as err:  # e.g. numbers too long to convert
+        raise FormatError(f"response is not valid JSON: {err}") from None
     if not isinstance(data, dict):
         raise FormatError(f"response must be a JSON object, got {_json_type(data)}")
     rationale = data.get("rationale")

@@ -88,6 +88,8 @@ class SkipReport:
 
     skipped: int = 0
     reasons: list[str] = field(default_factory=list)
+    #: records left out by design rather than for being malformed (e.g. browser events)
+    dropped: int = 0
     max_reasons: int = 20
 
     def add(self, error: Exception) -> None:

@@ -1,0 +1,73 @@
+"""Reading tabular files (parquet, CSV, JSON lines) with column checks that name the file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+TABLE_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
+
+
+class MissingColumnError(ValueError):
+    """A table lacks a required column."""
+
+
+def find_tables(folder: Path, split: str | None) -> list[Path]:
+    """Table files under ``folder`` for a split, sorted for determinism.
+
+    Files whose name or parent folder starts with ``train``/``test`` belong to that split;
+    with ``split=None`` every table is returned.
+    """
+    if not folder.is_dir():
+        return []
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in TABLE_SUFFIXES)
+    if split in (None, "all"):
+        return files
+    return [p for p in files if _split_of_path(p, folder) == split]
+
+
+def _split_of_path(path: Path, root: Path) -> str | None:
+    for part in path.relative_to(root).parts:
+        for name in ("train", "test", "validation"):
+            if part == name or part.startswith(name + "-") or part.startswith(name + "."):
+                return name
+    return None
+
+
+def read_table(path: Path, required: Iterable[str]) -> list[dict[str, Any]]:
+    """Read one table into a list of row dicts.
+
+    Raises:
+        MissingColumnError: a required column is absent (the message names file and column).
+        ValueError: the file cannot be parsed (the message names the file).
+    """
+    suffix = path.suffix
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path)
+            columns = table.column_names
+            rows = table.to_pylist()
+        else:
+            import pandas as pd
+
+            if suffix == ".csv":
+                frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            else:
+                frame = pd.read_json(path, lines=suffix == ".jsonl", dtype=False)
+            columns = list(frame.columns)
+            rows = frame.to_dict(orient="records")
+    except ImportError as err:
+        raise ImportError(f"reading {path} needs {err.name}: pip install 'shop-r1[train]'") from None
+    except Exception as err:  # noqa: BLE001 - any parser failure becomes a clear error
+        raise ValueError(f"{os.fspath(path)}: cannot read table ({type(err).__name__}: {err})") from None
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise MissingColumnError(
+            f"{os.fspath(path)}: missing required column(s) {', '.join(missing)}; "
+            f"found {', '.join(map(str, columns)) or 'none'}"
+        )
+    return rows

@@ -1,0 +1,73 @@
+"""Read the named interactive elements of a (pruned) page, for the baseline agents.
+
+The pruned pages of DESIGN §7 give every interactive element a ``name``; the baselines
+only need those names, whether an element takes typed text, and its visible text.
+Parsing is lenient (any string, even broken HTML, yields a possibly empty list) and never
+touches the network or expands entities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lxml import etree
+
+# <input type=...> values that are buttons or toggles: clicked, never typed into.
+_CLICK_INPUT_TYPES = frozenset(
+    {"submit", "button", "checkbox", "radio", "image", "reset", "hidden", "file", "color", "range"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PageElement:
+    """One named interactive element: ``kind`` is ``"click"`` or ``"input"``."""
+
+    name: str
+    tag: str
+    kind: str
+    text: str
+
+
+def page_elements(html: str) -> list[PageElement]:
+    """Return the page's elements that carry a ``name`` attribute, in document order.
+
+    Args:
+        html: the page HTML (pruned or raw); anything unparsable yields ``[]``.
+
+    Returns:
+        One :class:`PageElement` per distinct name (first occurrence wins).
+    """
+    if not isinstance(html, str) or "name" not in html:
+        return []
+    parser = etree.HTMLParser(no_network=True, resolve_entities=False, remove_comments=True)
+    try:
+        root = etree.fromstring(html.encode("utf-8", "replace"), parser)
+    except (etree.LxmlError, ValueError):
+        return []
+    if root is None:
+        return []
+    seen: set[str] = set()
+    out: list[PageElement] = []
+    for node in root.iter():
+        if not isinstance(node.tag, str):
+            continue
+        name = node.get("name")
+        if not name or name in seen:
+            continue
+        seen.add(name)
+        tag = node.tag.lower()
+        out.append(PageElement(name, tag, _kind(node, tag), _text(node)))
+    return out
+
+
+def _kind(node: etree._Element, tag: str) -> str:
+    if tag == "textarea":
+        return "input"
+    if tag == "input" and (node.get("type") or "text").lower() not in _CLICK_INPUT_TYPES:
+        return "input"
+    return "click"
+
+
+def _text(node: etree._Element) -> str:
+    text = " ".join("".join(node.itertext()).split())
+    return text or (node.get("placeholder") or node.get("value") or node.get("aria-label") or "")

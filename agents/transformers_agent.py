@@ -1,0 +1,181 @@
+"""A local Hugging Face causal LM as an agent: chat template, batched left-padded generation.
+
+torch and transformers are imported when an agent is built, never when ``agents`` is
+imported. :meth:`TransformersAgent.generate` also returns the per-token logits of each
+completion, which the self-certainty reward (DESIGN §5) needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agents.base import BaseAgent, Observation
+
+
+@dataclass
+class Generation:
+    """The output of :meth:`TransformersAgent.generate`, one entry per observation.
+
+    Attributes:
+        texts: decoded completions (special tokens removed).
+        token_ids: the completion token ids (1-D tensors, up to and including EOS).
+        logits: per completion a ``[len(token_ids[i]), vocab]`` float tensor of the
+            logits each token was chosen from, or None when not requested.
+        prompts: the prompt strings fed to the model (after the chat template).
+    """
+
+    texts: list[str]
+    token_ids: list[Any]
+    logits: list[Any] | None
+    prompts: list[str]
+
+
+class TransformersAgent(BaseAgent):
+    """Generates answers with a local causal LM and its chat template.
+
+    Args:
+        model_or_path: a loaded ``PreTrainedModel``, or a local directory / hub id
+            loaded with ``AutoModelForCausalLM.from_pretrained``.
+        tokenizer: the tokenizer (loaded from ``model_or_path`` when None; required when
+            a model object is given).
+        temperature: 0 means greedy decoding; otherwise sampling at this temperature.
+        top_p: nucleus sampling threshold (sampling only).
+        max_new_tokens: completion length limit.
+        batch_size: observations per ``generate`` call.
+        device: torch device string; default: the model's device, or cuda if available
+            for a model this agent loads.
+        context: ``"whole-session"`` or ``"latest-step"`` (see ``shop_env.prompt``).
+        max_prompt_tokens: prompt token budget (older pages dropped first), or None.
+        seed: seeds torch before sampling, for reproducible sampled answers.
+
+    Raises:
+        ValueError: a model object without a tokenizer, or invalid settings.
+    """
+
+    name = "hf"
+
+    def __init__(
+        self,
+        model_or_path: Any,
+        tokenizer: Any = None,
+        *,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 256,
+        batch_size: int = 8,
+        device: str | None = None,
+        context: str = "whole-session",
+        max_prompt_tokens: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if temperature < 0 or not 0 < top_p <= 1 or max_new_tokens < 1 or batch_size < 1:
+            raise ValueError("need temperature >= 0, 0 < top_p <= 1, max_new_tokens >= 1, batch_size >= 1")
+        if isinstance(model_or_path, str):
+            self.source = model_or_path
+            tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(model_or_path)
+            model = AutoModelForCausalLM.from_pretrained(model_or_path)
+            device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        else:
+            if tokenizer is None:
+                raise ValueError("TransformersAgent needs tokenizer=... when given a model object")
+            self.source = type(model_or_path).__name__
+            model = model_or_path
+        if device is not None:
+            model = model.to(device)
+        self.model = model.eval()
+        self.device = next(model.parameters()).device
+        self.tokenizer = tokenizer
+        # Left padding so every row's completion starts at the same position.
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.temperature = float(temperature)
+        self.top_p = float(top_p)
+        self.max_new_tokens = int(max_new_tokens)
+        self.batch_size = int(batch_size)
+        self.context = context
+        self.max_prompt_tokens = max_prompt_tokens
+        self.seed = int(seed)
+
+    def __repr__(self) -> str:
+        return f"TransformersAgent({self.source!r}, temperature={self.temperature}, device={str(self.device)!r})"
+
+    def prompt(self, observation: Observation) -> str:
+        """The chat-templated prompt string for one observation."""
+        from shop_env.prompt import build_messages
+
+        messages = build_messages(observation, context=self.context, tokenizer=self.tokenizer,
+                                  max_prompt_tokens=self.max_prompt_tokens)
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def act(self, observation: Observation) -> str:
+        """Return the model's answer for one observation."""
+        return self.act_batch([observation])[0]
+
+    def act_batch(self, observations: Sequence[Observation]) -> list[str]:
+        """Return the model's answers, generated ``batch_size`` at a time."""
+        return self.generate(observations, return_logits=False).texts
+
+    def generate(self, observations: Sequence[Observation], return_logits: bool = True) -> Generation:
+        """Generate one completion per observation.
+
+        Args:
+            observations: env observations.
+            return_logits: also return each completion's per-token logits (on CPU,
+                float32), e.g. for ``rewards.self_certainty``.
+
+        Returns:
+            A :class:`Generation` with entries in the order of ``observations``.
+        """
+        prompts = [self.prompt(observation) for observation in observations]
+        out = Generation(texts=[], token_ids=[], logits=[] if return_logits else None, prompts=prompts)
+        for start in range(0, len(prompts), self.batch_size):
+            self._generate_batch(prompts[start:start + self.batch_size], return_logits, out)
+        return out
+
+    def _generate_batch(self, prompts: list[str], return_logits: bool, out: Generation) -> None:
+        import torch
+
+        # The chat template already wrote any BOS token; do not add another.
+        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        encoded = {key: value.to(self.device) for key, value in encoded.items()}
+        sampling = self.temperature > 0
+        options: dict[str, Any] = {"do_sample": sampling}
+        if sampling:
+            torch.manual_seed(self.seed)
+            options.update(temperature=self.temperature, top_p=self.top_p)
+        else:
+            options.update(temperature=None, top_p=None, top_k=None)
+        with torch.inference_mode():
+            result = self.model.generate(
+                **encoded,
+                max_new_tokens=self.max_new_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self.tokenizer.eos_token_id,
+                return_dict_in_generate=True,
+                output_logits=return_logits,
+                **options,
+            )
+        completions = result.sequences[:, encoded["input_ids"].shape[1]:].cpu()
+        logits = torch.stack(result.logits, dim=1).float().cpu() if return_logits else None
+        for row, ids in enumerate(completions):
+            length = _completion_length(ids, self.tokenizer.eos_token_id)
+            ids = ids[:length]
+            out.token_ids.append(ids)
+            out.texts.append(self.tokenizer.decode(ids, skip_special_tokens=True))
+            if logits is not None:
+                out.logits.append(logits[row, :length].clone())
+
+
+def _completion_length(ids: Any, eos_token_id: Any) -> int:
+    """Tokens up to and including the first EOS (padding after it is not the model's)."""
+    eos = set(eos_token_id if isinstance(eos_token_id, (list, tuple)) else [eos_token_id]) - {None}
+    for index, token in enumerate(ids.tolist()):
+        if token in eos:
+            return index + 1
+    return len(ids)

@@ -1,0 +1,421 @@
+"""Evaluate an agent on the (session, step) states of a split: accuracy tables (paper Tab. 2/3).
+
+Library use::
+
+    from benchmarks.evaluate import evaluate
+    metrics = evaluate(agent, states, "runs/eval-random")
+
+CLI (as a script or a module)::
+
+    python benchmarks/evaluate.py --agent random --data synthetic:200 --split test --out runs/eval-random
+    python -m benchmarks.evaluate --agent oracle
+
+Each answer is scored with ``rewards.score`` (the env's reward, DESIGN §5) and appended to
+``<out>/predictions.jsonl`` batch by batch, so an interrupted run resumes where it stopped.
+At the end it writes ``metrics.json``, ``report.md`` and ``confusion.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from agents.base import AGENT_SPECS, Agent, make_agent  # noqa: E402
+from shop_env.actions import ACTION_TYPES, Action, FormatError, parse_response  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+PREDICTIONS = "predictions.jsonl"
+METRICS = "metrics.json"
+REPORT = "report.md"
+CONFUSION = "confusion.png"
+#: The column of the confusion matrix for answers that do not parse.
+INVALID = "invalid"
+_REWARD_FIELDS = ("format", "type", "attribute", "value", "self_certainty", "total")
+
+
+def evaluate(
+    agent: Agent,
+    states: Sequence[Any],
+    out_dir: str | os.PathLike[str],
+    *,
+    config: Any = None,
+    batch_size: int = 8,
+    resume: bool = True,
+    progress: bool = True,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """Run ``agent`` over ``states``, score every answer, and write the evaluation files.
+
+    Args:
+        agent: anything with ``act_batch(observations) -> list[str]``.
+        states: :class:`shop_env.states.State` objects (``session_id``, ``step``,
+            ``observation``, ``gold``); keys ``(session_id, step)`` must be unique.
+        out_dir: where ``predictions.jsonl``, ``metrics.json``, ``report.md`` and
+            ``confusion.png`` go (created if missing).
+        config: a ``rewards.RewardConfig`` or a dict of its fields (None: defaults).
+        batch_size: observations per ``act_batch`` call (and per flush of predictions).
+        resume: keep the predictions already in ``predictions.jsonl`` and only run the
+            states without one; False starts the file afresh.
+        progress: show a tqdm progress bar.
+        name: the row label in the report (default: the agent's ``name`` attribute).
+
+    Returns:
+        The metrics dict also written to ``metrics.json``: ``rewards.metrics.compute_metrics``
+        output (exact_match, type_accuracy, type_macro_f1, per_type, invalid_rate, n) plus
+        ``reward`` (mean of each reward component), ``confusion`` and ``agent``.
+
+    Raises:
+        ValueError: ``batch_size < 1``, duplicate state keys, an agent returning the wrong
+            number of answers, or a corrupt (not just truncated) predictions file.
+    """
+    from tqdm.auto import tqdm
+
+    import rewards
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    config = _reward_config(config)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    keys = [_key(state) for state in states]
+    duplicates = [key for key, count in Counter(keys).items() if count > 1]
+    if duplicates:
+        raise ValueError(f"states have duplicate (session_id, step) keys, e.g. {duplicates[0]}")
+    path = out / PREDICTIONS
+    done = load_predictions(path, truncate_partial=True) if resume else {}
+    if not resume and path.exists():
+        path.unlink()
+    wanted = set(keys)
+    stale = sum(1 for key in done if key not in wanted)
+    if stale:
+        logger.warning("%s: ignoring %d prediction(s) of states not in this evaluation", path, stale)
+    todo = [state for state, key in zip(states, keys, strict=True) if key not in done]
+    bar = tqdm(total=len(states), initial=len(states) - len(todo), disable=not progress,
+               desc=f"eval {name or getattr(agent, 'name', 'agent')}", unit="state")
+    with open(path, "a", encoding="utf-8") as handle:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
+            answers = agent.act_batch([state.observation for state in batch])
+            if len(answers) != len(batch):
+                raise ValueError(f"agent returned {len(answers)} answers for {len(batch)} observations")
+            for state, text in zip(batch, answers, strict=True):
+                record = score_answer(state, text, config, rewards)
+                done[_key(state)] = record
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.flush()  # per batch: a crash loses at most the batch in flight
+            bar.update(len(batch))
+    bar.close()
+    records = [done[key] for key in keys]
+    metrics = summarize(records, config)
+    metrics["agent"] = repr(agent)
+    label = name or getattr(agent, "name", type(agent).__name__)
+    write_outputs(out, label, metrics)
+    return metrics
+
+
+def score_answer(state: Any, text: Any, config: Any, rewards_module: Any = None) -> dict[str, Any]:
+    """Score one answer: the JSON record written to ``predictions.jsonl``.
+
+    Never raises on bad model output: a non-string or unparsable answer is recorded as
+    invalid with the parse error and zero reward.
+    """
+    if rewards_module is None:
+        import rewards as rewards_module
+    text = text if isinstance(text, str) else ""
+    gold: Action = state.gold
+    try:
+        pred: Action | None = parse_response(text).action
+        error = None
+    except FormatError as err:
+        pred, error = None, str(err)
+    breakdown = rewards_module.score(text, gold, config)
+    return {
+        "session_id": str(state.session_id),
+        "step": int(state.step),
+        "gold": gold.to_dict(),
+        "response": text,
+        "pred": pred.to_dict() if pred is not None else None,
+        "valid": pred is not None,
+        "error": error,
+        "exact_match": bool(pred is not None and rewards_module.exact_match(pred, gold, config)),
+        "type_match": bool(pred is not None and pred.type == gold.type),
+        "reward": breakdown.to_dict(),
+    }
+
+
+def load_predictions(path: str | os.PathLike[str], *, truncate_partial: bool = False) -> dict[tuple[str, int], dict]:
+    """Read ``predictions.jsonl`` into ``{(session_id, step): record}``.
+
+    A last line cut short by a crash is dropped (and, with ``truncate_partial``, cut
+    from the file so appends start on a clean line). A bad line elsewhere is corruption.
+
+    Raises:
+        ValueError: an unparsable line that is not the last one, naming ``file:line``.
+    """
+    target = Path(path)
+    if not target.exists():
+        return {}
+    data = target.read_bytes()
+    *complete, tail = data.split(b"\n")  # ``tail`` is what follows the last newline
+    records: dict[tuple[str, int], dict] = {}
+    for number, raw in enumerate(complete, start=1):
+        if not raw.strip():
+            continue
+        record = _parse_record(raw)
+        if record is None:
+            raise ValueError(f"{target}:{number}: corrupt prediction record; delete the file or use --no-resume")
+        records[(record["session_id"], record["step"])] = record
+    if tail.strip():
+        record = _parse_record(tail)
+        if record is not None:
+            records[(record["session_id"], record["step"])] = record
+        else:
+            logger.warning("%s:%d: dropping a partial last record (interrupted run)", target, len(complete) + 1)
+        if truncate_partial:  # appends must start on a fresh line
+            with open(target, "r+b") as handle:
+                if record is None:
+                    handle.truncate(len(data) - len(tail))
+                else:
+                    handle.seek(0, os.SEEK_END)
+                    handle.write(b"\n")
+    return records
+
+
+def summarize(records: Sequence[Mapping[str, Any]], config: Any = None) -> dict[str, Any]:
+    """Metrics of scored records (see :func:`evaluate`'s return value)."""
+    from rewards.metrics import compute_metrics
+
+    golds = [Action.from_dict(r["gold"], field="gold") for r in records]
+    preds = [Action.from_dict(r["pred"], field="pred") if r.get("pred") else None for r in records]
+    metrics = dict(compute_metrics(preds, golds, _reward_config(config)))
+    n = len(records)
+    metrics["reward"] = {
+        field: (sum(float(r["reward"].get(field) or 0.0) for r in records) / n if n else 0.0)
+        for field in _REWARD_FIELDS
+    }
+    metrics["confusion"] = confusion_counts(golds, preds)
+    return metrics
+
+
+def confusion_counts(golds: Sequence[Action], preds: Sequence[Action | None]) -> dict[str, dict[str, int]]:
+    """``{gold_type: {predicted_type_or_"invalid": count}}`` over the gold types seen."""
+    table: dict[str, dict[str, int]] = {}
+    for gold, pred in zip(golds, preds, strict=True):
+        row = table.setdefault(gold.type, {})
+        column = pred.type if pred is not None else INVALID
+        row[column] = row.get(column, 0) + 1
+    return table
+
+
+def plot_confusion(confusion: Mapping[str, Mapping[str, int]], path: str | os.PathLike[str], title: str = "") -> Path:
+    """Draw gold type (rows) against predicted type (columns, invalid last) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [t for t in ACTION_TYPES if t in confusion] + sorted(set(confusion) - set(ACTION_TYPES))
+    seen = {column for row in confusion.values() for column in row}
+    columns = [t for t in ACTION_TYPES if t in seen or t in confusion] + [INVALID]
+    counts = [[confusion.get(r, {}).get(c, 0) for c in columns] for r in rows]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(columns), 1.2 + 0.8 * max(len(rows), 1)))
+    ax.imshow(counts if rows else [[0] * len(columns)], cmap="Blues", aspect="auto")
+    ax.set_xticks(range(len(columns)), columns, rotation=20)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("predicted type")
+    ax.set_ylabel("gold type")
+    ax.set_title(title or "action-type confusion")
+    peak = max((v for row in counts for v in row), default=0)
+    for i, row in enumerate(counts):
+        for j, value in enumerate(row):
+            ax.text(j, i, str(value), ha="center", va="center",
+                    color="white" if peak and value > peak / 2 else "black")
+    fig.tight_layout()
+    target = Path(path)
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+    return target
+
+
+def write_outputs(out: Path, label: str, metrics: Mapping[str, Any]) -> None:
+    """Write ``metrics.json``, ``report.md`` and ``confusion.png`` into ``out``."""
+    from rewards.metrics import markdown_table
+
+    (out / METRICS).write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    plot_confusion(metrics["confusion"], out / CONFUSION, title=f"{label}: action-type confusion")
+    reward = metrics["reward"]
+    lines = [
+        f"# Evaluation: {label}",
+        "",
+        f"Agent: `{metrics.get('agent', label)}`; states: {metrics.get('n', 0)}.",
+        "",
+        markdown_table({label: dict(metrics)}).rstrip(),
+        "",
+        "Mean reward components (DESIGN §5):",
+        "",
+        "| " + " | ".join(_REWARD_FIELDS) + " |",
+        "|" + "---|" * len(_REWARD_FIELDS),
+        "| " + " | ".join(f"{reward[f]:.4g}" for f in _REWARD_FIELDS) + " |",
+        "",
+        f"![action-type confusion]({CONFUSION})",
+        "",
+    ]
+    (out / REPORT).write_text("\n".join(lines), encoding="utf-8")
+
+
+def _parse_record(raw: bytes) -> dict | None:
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    ok = (isinstance(record, dict) and isinstance(record.get("session_id"), str)
+          and isinstance(record.get("step"), int) and isinstance(record.get("gold"), dict)
+          and isinstance(record.get("reward"), dict))
+    return record if ok else None
+
+
+def _key(state: Any) -> tuple[str, int]:
+    return (str(state.session_id), int(state.step))
+
+
+def _reward_config(config: Any) -> Any:
+    from rewards import RewardConfig
+
+    if config is None:
+        return RewardConfig()
+    if isinstance(config, Mapping):
+        return RewardConfig.from_dict(config)
+    return config
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``evaluate`` command-line parser."""
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/evaluate.py",
+        description="Evaluate an agent on the (session, step) states of a data split and write "
+        "predictions.jsonl, metrics.json, report.md and confusion.png. Reruns resume from "
+        "predictions.jsonl.",
+    )
+    parser.add_argument("--agent", required=True,
+                        help="agent spec, one of: " + ", ".join(AGENT_SPECS)
+                        + " (e.g. openai:gpt-4o@http://127.0.0.1:8000/v1)")
+    parser.add_argument("--data", default=None,
+                        help="session source: path.jsonl, synthetic:N[?seed=S], opera:<root>, shopcart:<path> "
+                        "(default: shop_env.datasets.DEFAULT_SOURCE)")
+    parser.add_argument("--split", default="test", choices=("train", "test", "all"),
+                        help="which sessions to evaluate on (default: test)")
+    parser.add_argument("--out", default=None, help="output directory (default: runs/eval-<agent>)")
+    parser.add_argument("--context", default="whole-session", choices=("whole-session", "latest-step"),
+                        help="prompt context: every past page, or only the current page (paper Tab. 5)")
+    parser.add_argument("--max-history", type=int, default=None, help="keep only the last N past steps")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N states (quick checks)")
+    parser.add_argument("--batch-size", type=int, default=8, help="observations per agent call and per flush")
+    parser.add_argument("--no-resume", action="store_true", help="ignore and overwrite existing predictions")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--skip-invalid", action="store_true", help="skip malformed session records (counted)")
+    parser.add_argument("--reward-config", default=None,
+                        help="JSON or YAML file with RewardConfig fields (default: the paper's Table 1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random agent and of sampling")
+    model = parser.add_argument_group("model agents (hf:, openai:, vllm:)")
+    model.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    model.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling threshold")
+    model.add_argument("--max-new-tokens", type=int, default=256, help="completion token limit")
+    model.add_argument("--max-prompt-tokens", type=int, default=None, help="prompt budget; oldest pages dropped first")
+    model.add_argument("--device", default=None, help="torch device for hf: agents (default: cuda if available)")
+    api = parser.add_argument_group("openai: agents")
+    api.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
+    api.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
+    api.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    api.add_argument("--max-retries", type=int, default=5, help="retries on 429/5xx/timeouts")
+    return parser
+
+
+def agent_kwargs(spec: str, args: argparse.Namespace, train_states: Any = None, states: Any = None) -> dict:
+    """Constructor kwargs for ``make_agent(spec)`` from parsed CLI arguments."""
+    kind = spec.partition(":")[0].strip().lower()
+    common = {"temperature": args.temperature, "max_prompt_tokens": args.max_prompt_tokens,
+              "context": args.context}
+    if kind == "random":
+        return {"seed": args.seed}
+    if kind == "majority":
+        return {"states": train_states}
+    if kind == "oracle":
+        return {"states": states}
+    if kind == "hf":
+        return {**common, "top_p": args.top_p, "max_new_tokens": args.max_new_tokens,
+                "batch_size": args.batch_size, "device": args.device, "seed": args.seed}
+    if kind == "vllm":
+        return {**common, "top_p": args.top_p, "max_new_tokens": args.max_new_tokens, "seed": args.seed}
+    if kind == "openai":
+        return {**common, "max_tokens": args.max_new_tokens, "api_key_env": args.api_key_env,
+                "concurrency": args.concurrency, "timeout": args.timeout, "max_retries": args.max_retries}
+    return {}
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    """CLI entry point; returns the exit status."""
+    args = build_parser().parse_args(None if argv is None else list(argv))
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from shop_env.datasets import DEFAULT_SOURCE, load_sessions
+    from shop_env.states import build_states
+
+    data = args.data or DEFAULT_SOURCE
+    split = None if args.split == "all" else args.split
+    sessions = load_sessions(data, split, skip_invalid=args.skip_invalid)
+    states = build_states(sessions, context=args.context, max_history=args.max_history)
+    if args.limit is not None:
+        states = states[: max(args.limit, 0)]
+    if not states:
+        print(f"error: no states in split {args.split!r} of {data!r}", file=sys.stderr)
+        return 2
+    train_states = None
+    if args.agent.strip().lower() == "majority":
+        train = load_sessions(data, "train", skip_invalid=args.skip_invalid)
+        train_states = build_states(train, context=args.context, max_history=args.max_history)
+    agent = make_agent(args.agent, **agent_kwargs(args.agent, args, train_states, states))
+    config = _load_reward_config(args.reward_config)
+    out = args.out or os.path.join("runs", "eval-" + _slug(args.agent))
+    metrics = evaluate(agent, states, out, config=config, batch_size=args.batch_size,
+                       resume=not args.no_resume, progress=not args.no_progress, name=args.agent)
+    print((Path(out) / REPORT).read_text(encoding="utf-8"))
+    print(f"wrote {out}/{{{PREDICTIONS},{METRICS},{REPORT},{CONFUSION}}}; "
+          f"exact match {metrics['exact_match']:.4f} on {metrics['n']} states")
+    return 0
+
+
+def _load_reward_config(path: str | None) -> Any:
+    if path is None:
+        return None
+    text = Path(path).read_text(encoding="utf-8")
+    if path.endswith((".yaml", ".yml")):
+        import yaml
+
+        data = yaml.safe_load(text)
+    else:
+        data = json.loads(text)
+    if isinstance(data, Mapping) and isinstance(data.get("reward"), Mapping):
+        data = data["reward"]  # a whole training preset: take its reward section
+    return _reward_config(data or {})
+
+
+def _slug(spec: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", spec).strip("_")[:80] or "agent"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

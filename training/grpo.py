@@ -1,0 +1,127 @@
+"""Train a shopper simulator the Shop-R1 way: SFT cold start, then GRPO, then evaluate.
+
+Run ``python training/grpo.py`` from the repository root (no arguments): it generates
+the seeded synthetic sessions, builds the tiny model, runs SFT and GRPO on 2 CPU cores,
+evaluates zero-shot, SFT and Shop-R1 on the held-out split beside the oracle ceiling, prints
+the paper-style table and writes ``runs/<name>/`` (config.yaml, checkpoints, metrics.jsonl,
+report.md, plots/). See ``--help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+# Run as a script, Python puts training/ first on sys.path; the repository root belongs there
+# instead (a fallback when the project is not pip-installed, and no shadowing by training/*.py).
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(_REPO_ROOT)
+elif str(_REPO_ROOT) not in sys.path:
+    sys.path.append(str(_REPO_ROOT))
+
+from training.config import DEFAULT_PRESET, ConfigError, load_config, preset_names  # noqa: E402
+
+EPILOG = """\
+examples:
+  python training/grpo.py                                  # whole default pipeline (tiny model, CPU, <= 15 min)
+  python training/grpo.py --set grpo.steps=2 --name quick  # override any key (dotted, YAML-typed)
+  python training/grpo.py --config paper-qwen2.5-3b --dry-run
+  python training/grpo.py --config ablation-no-dars --set model=./my-sft-model
+  python training/grpo.py --resume                         # continue an interrupted run
+  python training/grpo.py --config paper-qwen2.5-3b --backend verl --nnodes 2 --n-gpus 8 --ray-address auto
+
+config keys: name, seed, backend, model, data.{sessions,context,max_history,max_prompt_tokens,rationales,
+  test_fraction}, sft.{enabled,epochs,learning_rate,batch_size,max_seq_tokens}, grpo.{enabled,steps,
+  learning_rate,batch_size,num_generations,temperature,top_p,kl_beta,max_completion_tokens,save_steps,
+  self_certainty_chunk}, reward.<RewardConfig field>, eval.{split,batch_size,max_new_tokens,max_states}
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface of ``training/grpo.py``."""
+    parser = argparse.ArgumentParser(
+        prog="python training/grpo.py",
+        description=(
+            "Shop-R1 training pipeline: load or generate sessions, split train/test by session, "
+            "build the model, SFT cold start, GRPO with the hybrid Shop-R1 reward (format + "
+            "self-certainty + hierarchical action reward with DARS), then evaluate zero-shot, SFT and "
+            "Shop-R1 on the held-out split and write runs/<name>/ (config.yaml, checkpoints, "
+            "metrics.jsonl, report.md, plots/)."
+        ),
+        epilog=EPILOG + f"\npresets: {', '.join(preset_names())}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", default=DEFAULT_PRESET, metavar="NAME|PATH",
+                        help=f"preset name in training/configs/ or a YAML file (default: {DEFAULT_PRESET})")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. grpo.steps=2 (repeatable; value parsed as YAML)")
+    parser.add_argument("--name", help="run name (default: the config's name); output goes to OUT/NAME/")
+    parser.add_argument("--out", default="runs", help="directory holding run directories (default: runs)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse finished stages of OUT/NAME and continue GRPO from its last checkpoint")
+    parser.add_argument("--backend", choices=("local", "verl"),
+                        help="local: TRL on this machine (CPU or one GPU); verl: launch verl on Ray "
+                             "(default: the config's backend)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the resolved config (and, for verl, the launch plan) and exit")
+    parser.add_argument("--nnodes", type=int, default=1, help="verl: number of nodes (default 1)")
+    parser.add_argument("--n-gpus", type=int, default=1, help="verl: GPUs per node (default 1)")
+    parser.add_argument("--ray-address", default=None, help="verl: address of a running Ray cluster")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return parser
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _run_verl(config: Any, args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("training.verl_backend.launch") is None:
+        return _fail("--backend verl needs training/verl_backend/launch.py, which this checkout does not have")
+    if not args.dry_run and importlib.util.find_spec("verl") is None:
+        return _fail("--backend verl needs verl, which is not installed in this Python. verl pins its own "
+                     "transformers/vLLM: install it in a separate environment with pip install -e '.[verl]'")
+    from training.verl_backend import launch
+
+    return int(launch.run(config, dry_run=args.dry_run, nnodes=args.nnodes, n_gpus_per_node=args.n_gpus,
+                          ray_address=args.ray_address) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    overrides = list(args.overrides)
+    if args.backend is not None:
+        overrides.append(f"backend={args.backend}")
+    try:
+        config = load_config(args.config, overrides, name=args.name)
+    except ConfigError as err:
+        return _fail(str(err))
+    if args.nnodes < 1 or args.n_gpus < 1:
+        return _fail("--nnodes and --n-gpus must be >= 1")
+    if args.dry_run:
+        print(f"# resolved config ({args.config}); run dir: {Path(args.out) / config.name}")
+        print(config.to_yaml(), end="")
+    if config.backend == "verl":
+        return _run_verl(config, args)
+    if args.dry_run:
+        return 0
+    try:
+        config.reward_config()
+    except ConfigError as err:
+        return _fail(str(err))
+    from training.pipeline import run_pipeline
+
+    result = run_pipeline(config, args.out, resume=args.resume, progress=not args.no_progress)
+    print(result.table)
+    print(f"\nrun written to {result.run_dir} (report.md, metrics, plots) in {result.wall_s / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

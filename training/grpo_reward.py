@@ -1,0 +1,263 @@
+"""The Shop-R1 reward as a TRL ``GRPOTrainer`` reward function (DESIGN §5, §10).
+
+One callable object scores a batch of completions with :func:`rewards.score` (no second
+implementation of the reward). Self-certainty is computed from the POLICY's own logits:
+the object holds a reference to the trainer's model and runs one no-grad forward over
+prompt + completion, keeping only the completion logits, restricted to the tokens whose
+characters lie inside the rationale string (:func:`rewards.rationale_char_span` and
+:func:`rewards.rationale_token_mask`), averaged by :func:`rewards.self_certainty` in chunks.
+
+Faults never stop training: a sample whose scoring raises gets reward 0 and is counted in
+``reward/errors`` and in :attr:`ShopR1Reward.errors`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from shop_env.actions import Action, FormatError, parse_response
+
+log = logging.getLogger(__name__)
+
+#: Breakdown fields logged as ``reward/<field>`` means on every GRPO step.
+COMPONENTS = ("format", "type", "attribute", "value", "self_certainty", "total")
+# Upper bound on logits floats held at once by the self-certainty forward (~512 MB in fp32).
+_LOGITS_BUDGET = 1 << 27
+
+
+class ShopR1Reward:
+    """TRL reward function: ``__call__(prompts, completions, completion_ids, gold_action, ...)``.
+
+    Args:
+        config: a :class:`rewards.RewardConfig` (None: its defaults).
+        tokenizer: the policy's tokenizer (needed for self-certainty).
+        model: the policy model, or a zero-argument callable returning it; may be set later
+            with :meth:`attach` (the trainer's model). None disables self-certainty.
+        chunk_size: tokens per chunk in :func:`rewards.self_certainty`.
+
+    The dataset column ``gold_action`` holds the gold action as JSON text.
+    """
+
+    __name__ = "shop_r1"
+
+    def __init__(
+        self,
+        config: Any = None,
+        tokenizer: Any = None,
+        model: Any = None,
+        *,
+        chunk_size: int = 256,
+    ) -> None:
+        from rewards import RewardConfig
+
+        self.config = config if config is not None else RewardConfig()
+        self.tokenizer = tokenizer
+        self._model: Callable[[], Any] | None = None
+        if model is not None:
+            self.attach(model)
+        self.chunk_size = chunk_size
+        self.errors = 0
+        self.last_breakdowns: list[Any] = []
+
+    def attach(self, model: Any) -> None:
+        """Use ``model`` (or ``model()`` when callable and not a torch module) as the policy."""
+        import torch
+
+        if isinstance(model, torch.nn.Module) or not callable(model):
+            self._model = lambda: model
+        else:
+            self._model = model
+
+    @property
+    def uses_self_certainty(self) -> bool:
+        """Whether self-certainty is paid and a policy is attached to compute it."""
+        return bool(getattr(self.config, "use_self_certainty", True)) and self._model is not None
+
+    def __call__(
+        self,
+        prompts: Sequence[Any],
+        completions: Sequence[Any],
+        completion_ids: Sequence[Sequence[int]] | None = None,
+        gold_action: Sequence[str] | None = None,
+        log_metric: Callable[[str, float], None] | None = None,
+        **_: Any,
+    ) -> list[float]:
+        """Score one batch; returns one float per completion (never raises per sample).
+
+        Raises:
+            ValueError: the dataset has no ``gold_action`` column (a setup error, not a sample fault).
+        """
+        from rewards import exact_match, score
+
+        if gold_action is None:
+            raise ValueError("the GRPO dataset needs a 'gold_action' column (gold action JSON per prompt)")
+        texts = [completion_text(c) for c in completions]
+        certainty: list[float | None] = [None] * len(texts)
+        if self.uses_self_certainty and completion_ids is not None:
+            certainty = self._self_certainties(prompts, completion_ids)
+        out: list[float] = []
+        breakdowns: list[Any] = []
+        per_type: dict[str, list[float]] = {}
+        for text, gold_json, sc in zip(texts, gold_action, certainty, strict=True):
+            try:
+                gold = parse_gold(gold_json)
+                breakdown = score(text, gold, self.config, self_certainty=sc)
+                out.append(float(breakdown.total))
+                breakdowns.append(breakdown)
+                per_type.setdefault(gold.type, []).append(float(_exact(text, gold, self.config, exact_match)))
+            except Exception as err:  # one bad sample must not kill training
+                self.errors += 1
+                log.warning("reward for one completion failed (scored 0): %s: %s", type(err).__name__, err)
+                out.append(0.0)
+                breakdowns.append(None)
+        self.last_breakdowns = breakdowns
+        if log_metric is not None:
+            self._log(log_metric, breakdowns, per_type)
+        return out
+
+    def _log(self, log_metric: Callable[[str, float], None], breakdowns: list[Any], per_type: dict[str, list[float]]) -> None:
+        scored = [b for b in breakdowns if b is not None]
+        n = max(len(breakdowns), 1)
+        for name in COMPONENTS:
+            values = [float(getattr(b, name, 0.0) or 0.0) for b in scored]
+            log_metric(f"reward/{name}", sum(values) / n)
+        log_metric("reward/valid", sum(1.0 for b in scored if getattr(b, "valid", False)) / n)
+        log_metric("reward/errors", float(len(breakdowns) - len(scored)))
+        for kind, hits in sorted(per_type.items()):
+            log_metric(f"exact_match/{kind}", sum(hits) / len(hits))
+        all_hits = [h for hits in per_type.values() for h in hits]
+        if all_hits:
+            log_metric("exact_match/all", sum(all_hits) / len(all_hits))
+
+    def _self_certainties(self, prompts: Sequence[Any], completion_ids: Sequence[Sequence[int]]) -> list[float | None]:
+        """Self-certainty of each completion's rationale tokens under the policy (None on failure)."""
+        try:
+            model = self._model() if self._model is not None else None
+            if model is None or self.tokenizer is None:
+                return [None] * len(completion_ids)
+            prompt_ids = [prompt_token_ids(self.tokenizer, p) for p in prompts]
+            masks = [rationale_mask(self.tokenizer, ids) for ids in completion_ids]
+        except Exception as err:
+            self.errors += 1
+            log.warning("self-certainty setup failed (scored without it): %s: %s", type(err).__name__, err)
+            return [None] * len(completion_ids)
+        vocab = int(getattr(getattr(model, "config", None), "vocab_size", 0) or 32000)
+        longest = max((len(c) for c in completion_ids), default=1) + 1
+        rows = max(1, _LOGITS_BUDGET // (vocab * longest))
+        out: list[float | None] = []
+        for start in range(0, len(completion_ids), rows):
+            sl = slice(start, start + rows)
+            try:
+                out.extend(self._forward(model, prompt_ids[sl], list(completion_ids[sl]), masks[sl]))
+            except Exception as err:
+                self.errors += 1
+                log.warning("self-certainty forward failed (scored without it): %s: %s", type(err).__name__, err)
+                out.extend([None] * len(completion_ids[sl]))
+        return out
+
+    def _forward(self, model: Any, prompts: list[list[int]], completions: list[list[int]], masks: list[list[bool]]) -> list[float]:
+        import torch
+
+        from rewards import self_certainty
+
+        variant = getattr(self.config, "self_certainty_variant", "kl_p_u")
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        width_p = max(len(p) for p in prompts)
+        width_c = max(max((len(c) for c in completions), default=0), 1)
+        ids, attn, tok_mask = [], [], []
+        for p, c, m in zip(prompts, completions, masks, strict=True):
+            # Left-pad the prompt, right-pad the completion (as GRPOTrainer does), so every
+            # completion starts at the same column and one slice of logits serves all rows.
+            ids.append([pad] * (width_p - len(p)) + list(p) + list(c) + [pad] * (width_c - len(c)))
+            attn.append([0] * (width_p - len(p)) + [1] * (len(p) + len(c)) + [0] * (width_c - len(c)))
+            tok_mask.append(list(m)[: len(c)] + [False] * (width_c - min(len(m), len(c))))
+        device = next(model.parameters()).device
+        input_ids = torch.tensor(ids, device=device)
+        attention = torch.tensor(attn, device=device)
+        with torch.no_grad():
+            logits = model(input_ids=input_ids, attention_mask=attention, logits_to_keep=width_c + 1).logits
+            # Logits at position t predict token t+1: drop the last one to align with the completion.
+            logits = logits[:, :-1, :].float()
+            mask = torch.tensor(tok_mask, device=logits.device)
+            values = self_certainty(logits, mask, variant=variant, chunk_size=self.chunk_size)
+        return [float(v) for v in values.detach().cpu().tolist()]
+
+
+def completion_text(completion: Any) -> str:
+    """The text of a TRL completion: a string, or the content of chat messages."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, dict):
+        return str(completion.get("content", ""))
+    if isinstance(completion, (list, tuple)):
+        return "".join(completion_text(m) for m in completion)
+    return str(completion)
+
+
+def parse_gold(value: Any) -> Action:
+    """The gold action of a dataset row (JSON text or a dict).
+
+    Raises:
+        FormatError: not a valid action.
+    """
+    data = value
+    if isinstance(value, str):
+        try:
+            data = json.loads(value)
+        except ValueError as err:
+            raise FormatError(f"gold_action is not JSON: {err}") from None
+    if isinstance(value, Action):
+        return value
+    return Action.from_dict(data, field="gold_action")
+
+
+def prompt_token_ids(tokenizer: Any, prompt: Any) -> list[int]:
+    """Token ids of a prompt as GRPOTrainer feeds it (chat template + generation prompt)."""
+    if isinstance(prompt, str):
+        return list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
+    if hasattr(ids, "keys"):  # transformers 5 returns a BatchEncoding
+        ids = ids["input_ids"]
+    if ids and isinstance(ids[0], list):
+        ids = ids[0]
+    return list(ids)
+
+
+def token_char_offsets(tokenizer: Any, ids: Sequence[int]) -> tuple[str, list[tuple[int, int]]]:
+    """Decode ``ids`` and return the text with each token's (start, end) character span.
+
+    Spans come from decoding growing prefixes, so they match the text exactly as the
+    trainer decodes it (special tokens skipped); a token that completes a multi-byte
+    character owns the whole character.
+    """
+    offsets: list[tuple[int, int]] = []
+    previous = 0
+    for i in range(len(ids)):
+        end = len(tokenizer.decode(list(ids[: i + 1]), skip_special_tokens=True))
+        end = max(end, previous)
+        offsets.append((previous, end))
+        previous = end
+    text = tokenizer.decode(list(ids), skip_special_tokens=True)
+    return text, offsets
+
+
+def rationale_mask(tokenizer: Any, completion_ids: Sequence[int]) -> list[bool]:
+    """Per completion token: does it lie inside the rationale JSON string value?"""
+    from rewards import rationale_char_span, rationale_token_mask
+
+    text, offsets = token_char_offsets(tokenizer, completion_ids)
+    span = rationale_char_span(text)
+    if span is None:
+        return [False] * len(completion_ids)
+    return list(rationale_token_mask(offsets, span))
+
+
+def _exact(text: str, gold: Action, config: Any, exact_match: Callable[..., bool]) -> bool:
+    try:
+        pred = parse_response(text).action
+    except FormatError:
+        return False
+    return bool(exact_match(pred, gold, config))

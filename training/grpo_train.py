@@ -1,0 +1,209 @@
+"""GRPO on the env states with TRL's ``GRPOTrainer`` and the Shop-R1 reward.
+
+The training data is the set of env states (:func:`shop_env.states.build_states`): the
+prompt is :func:`shop_env.prompt.build_messages` of the state's observation and the gold
+action travels as a dataset column to :class:`training.grpo_reward.ShopR1Reward`.
+
+Every logged step is appended to ``metrics.jsonl``; checkpoints go to ``checkpoints/``.
+Resuming continues from the last checkpoint: lines of ``metrics.jsonl`` past that
+checkpoint (written before the interruption) are dropped, so no step is duplicated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from training.config import TrainConfig
+from training.grpo_reward import ShopR1Reward
+
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINTS = "checkpoints"
+FINAL = "final"
+
+
+def build_grpo_dataset(
+    states: Sequence[Any],
+    *,
+    context: str = "latest-step",
+    tokenizer: Any = None,
+    max_prompt_tokens: int | None = None,
+) -> Any:
+    """A ``datasets.Dataset`` of conversational prompts with the gold action per row.
+
+    Columns: ``prompt`` (chat messages), ``gold_action`` (action JSON), ``session_id``, ``step``.
+
+    Raises:
+        ValueError: no states.
+    """
+    from datasets import Dataset
+
+    from shop_env.prompt import build_messages
+
+    if not states:
+        raise ValueError("GRPO needs at least one state: the training split is empty")
+    rows: dict[str, list[Any]] = {"prompt": [], "gold_action": [], "session_id": [], "step": []}
+    for state in states:
+        messages = build_messages(
+            state.observation, context=context, tokenizer=tokenizer, max_prompt_tokens=max_prompt_tokens
+        )
+        rows["prompt"].append([{"role": m["role"], "content": m["content"]} for m in messages])
+        rows["gold_action"].append(state.gold.to_json())
+        rows["session_id"].append(str(state.session_id))
+        rows["step"].append(int(state.step))
+    return Dataset.from_dict(rows)
+
+
+def last_checkpoint(out_dir: str | os.PathLike[str]) -> Path | None:
+    """The newest complete ``checkpoint-N`` under ``out_dir/checkpoints`` (None if none)."""
+    root = Path(out_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return None
+    done = [p for p in root.glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()]
+    return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records of a ``metrics.jsonl`` (a torn last line from a crash is ignored)."""
+    out: list[dict[str, Any]] = []
+    target = Path(path)
+    if not target.is_file():
+        return out
+    for line in target.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+def truncate_metrics(path: str | os.PathLike[str], max_step: int) -> int:
+    """Keep the records with ``step <= max_step`` (rewritten atomically); returns how many remain."""
+    target = Path(path)
+    kept = [r for r in read_metrics(target) if int(r.get("step", 0)) <= max_step]
+    if target.exists():
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+        os.replace(tmp, target)
+    return len(kept)
+
+
+def _metrics_callback(path: Path) -> Any:
+    from transformers import TrainerCallback
+
+    class MetricsJsonl(TrainerCallback):
+        """Appends each training log (rewards, exact match per type, KL, loss) to metrics.jsonl."""
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **_: Any) -> None:
+            if not logs or "train_runtime" in logs or not state.is_world_process_zero:
+                return
+            record = {"step": int(state.global_step)}
+            for key, value in logs.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    record[key] = float(value) if math.isfinite(value) else None
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+    return MetricsJsonl()
+
+
+def grpo_args(config: TrainConfig, out_dir: Path, *, progress: bool = True) -> Any:
+    """The ``GRPOConfig`` for a run (single process: the global batch is the device batch)."""
+    import torch
+    from trl import GRPOConfig
+
+    g = config.grpo
+    cuda = torch.cuda.is_available()
+    return GRPOConfig(
+        output_dir=str(out_dir / CHECKPOINTS),
+        max_steps=g.steps,
+        learning_rate=g.learning_rate,
+        per_device_train_batch_size=g.batch_size,
+        gradient_accumulation_steps=1,
+        num_generations=g.num_generations,
+        temperature=g.temperature,
+        top_p=g.top_p,
+        beta=g.kl_beta,
+        max_completion_length=g.max_completion_tokens,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=g.save_steps,
+        report_to="none",
+        seed=config.seed,
+        data_seed=config.seed,
+        use_cpu=not cuda,
+        bf16=bool(cuda and torch.cuda.is_bf16_supported()),
+        disable_tqdm=not progress,
+        dataloader_num_workers=0,
+    )
+
+
+def run_grpo(
+    config: TrainConfig,
+    model: Any,
+    tokenizer: Any,
+    states: Sequence[Any],
+    out_dir: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    callbacks: Sequence[Any] = (),
+) -> Path:
+    """Train ``model`` with GRPO on ``states``; returns the directory of the final model.
+
+    Args:
+        config: the run config (``grpo``, ``reward``, ``data`` sections are used).
+        model: the policy (a transformers causal LM); trained in place.
+        tokenizer: its tokenizer (with a chat template).
+        states: the training states.
+        out_dir: where ``checkpoints/``, ``metrics.jsonl`` and ``final/`` go.
+        resume: continue from the newest checkpoint in ``out_dir`` if there is one.
+        progress: show progress bars.
+        callbacks: extra ``TrainerCallback`` objects.
+
+    Raises:
+        ValueError: no states, or a bad reward config.
+    """
+    from trl import GRPOTrainer
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    # The trainer builds its frozen KL reference from the policy's name_or_path, so the
+    # policy must exist on disk: save the starting weights when they do not.
+    if config.grpo.kl_beta and not Path(str(getattr(model.config, "_name_or_path", "") or "")).is_dir():
+        init_dir = out / "init"
+        model.save_pretrained(init_dir)
+        tokenizer.save_pretrained(init_dir)
+        model.config._name_or_path = str(init_dir)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    dataset = build_grpo_dataset(
+        states, context=config.data.context, tokenizer=tokenizer, max_prompt_tokens=config.data.max_prompt_tokens
+    )
+    reward = ShopR1Reward(config.reward_config(), tokenizer, chunk_size=config.grpo.self_certainty_chunk)
+    metrics_path = out / METRICS_FILE
+    checkpoint = last_checkpoint(out) if resume else None
+    if checkpoint is not None:
+        truncate_metrics(metrics_path, int(checkpoint.name.split("-")[-1]))
+    elif metrics_path.exists():
+        metrics_path.unlink()  # a fresh run starts a fresh log
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[reward],
+        args=grpo_args(config, out, progress=progress),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=[_metrics_callback(metrics_path), *callbacks],
+    )
+    # Self-certainty reads the policy the trainer is optimising (no second copy).
+    reward.attach(lambda: trainer.model)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+    final = out / FINAL
+    trainer.save_model(str(final))
+    tokenizer.save_pretrained(final)
+    (out / "reward_errors.json").write_text(json.dumps({"errors": reward.errors}), encoding="utf-8")
+    return final

@@ -1,0 +1,246 @@
+"""The whole Shop-R1 pipeline as stages: data, model, SFT, GRPO, evaluation.
+
+:func:`run_pipeline` is what ``python training/grpo.py`` runs. The stages are public so
+that ``benchmarks/paper.py`` can share checkpoints between rows (one SFT for every
+SFT-based row). Each stage writes a ``DONE`` marker when complete; with ``resume`` a
+finished stage is loaded instead of rerun, and an interrupted GRPO stage continues from
+its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from training.config import TrainConfig
+
+DONE = "DONE"
+#: Row labels of the results table (paper Tab. 2 names).
+ZERO_SHOT, SFT_ROW, SHOP_R1, ORACLE = "Zero-shot", "SFT", "Shop-R1", "Oracle ceiling"
+
+
+@dataclass
+class PipelineData:
+    """The sessions of a run, split, and the states trained and evaluated on."""
+
+    train_sessions: list[Any]
+    test_sessions: list[Any]
+    train_states: list[Any]
+    eval_states: list[Any]
+
+
+@dataclass
+class PipelineResult:
+    """What a pipeline run produced."""
+
+    run_dir: Path
+    rows: dict[str, dict[str, Any]]
+    table: str
+    wall_s: float
+    stage_s: dict[str, float] = field(default_factory=dict)
+
+
+def say(message: str) -> None:
+    """Print a pipeline progress line (stderr, flushed, so it interleaves with the bars)."""
+    print(f"[shop-r1] {message}", file=sys.stderr, flush=True)
+
+
+def write_resolved_config(config: TrainConfig, run_dir: Path) -> Path:
+    """Write ``config.yaml`` (the resolved config) into the run directory."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "config.yaml"
+    path.write_text(config.to_yaml(), encoding="utf-8")
+    return path
+
+
+def prepare_data(config: TrainConfig) -> PipelineData:
+    """Load the sessions, split train/test by session id, build the states.
+
+    The evaluation states are a seeded sample of ``eval.max_states`` states of the
+    evaluation split (all of them when None), in their original order.
+    """
+    from shop_env.datasets import load_sessions
+    from shop_env.sessions import select_split
+    from shop_env.states import build_states
+
+    sessions = load_sessions(config.data.sessions)
+    train = select_split(sessions, "train", config.data.test_fraction)
+    test = select_split(sessions, "test", config.data.test_fraction)
+    if not train or not test:
+        raise ValueError(
+            f"data.sessions {config.data.sessions!r} gives {len(train)} train and {len(test)} test sessions; need both"
+        )
+    eval_sessions = {"train": train, "test": test, "all": sessions}[config.eval.split]
+    context, history = config.data.context, config.data.max_history
+    eval_states = build_states(eval_sessions, context=context, max_history=history)
+    limit = config.eval.max_states
+    if limit is not None and limit < len(eval_states):
+        keep = sorted(random.Random(config.seed).sample(range(len(eval_states)), limit))
+        eval_states = [eval_states[i] for i in keep]
+    train_states = build_states(train, context=context, max_history=history)
+    return PipelineData(train, test, train_states, eval_states)
+
+
+def base_model(config: TrainConfig, data: PipelineData, cache_dir: Path) -> tuple[Any, Any]:
+    """The model before any training (``tiny`` is built on the training sessions)."""
+    from training.models import load_model
+
+    return load_model(config.model, sessions=data.train_sessions, out_dir=cache_dir)
+
+
+def load_saved(path: str | os.PathLike[str]) -> tuple[Any, Any]:
+    """Load a model and tokenizer saved by a stage."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(str(path)), AutoTokenizer.from_pretrained(str(path))
+
+
+def _done(path: Path) -> bool:
+    return (path / DONE).is_file()
+
+
+def _mark_done(path: Path, info: dict[str, Any] | None = None) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / DONE).write_text(json.dumps(info or {}), encoding="utf-8")
+
+
+def sft_stage(config: TrainConfig, model: Any, tokenizer: Any, data: PipelineData, stage_dir: Path,
+              *, resume: bool = False) -> tuple[Any, Any, Path]:
+    """Cold-start SFT; returns the trained model, tokenizer and where they are saved."""
+    from training.sft import SFTSettings, run_sft
+
+    final = stage_dir / "final"
+    if resume and _done(stage_dir) and final.is_dir():
+        say(f"SFT: reusing {final}")
+        model, tokenizer = load_saved(final)
+        return model, tokenizer, final
+    if stage_dir.exists():
+        shutil.rmtree(stage_dir)
+    settings = SFTSettings(
+        epochs=config.sft.epochs,
+        learning_rate=config.sft.learning_rate,
+        batch_size=config.sft.batch_size,
+        max_seq_tokens=config.sft.max_seq_tokens,
+        context=config.data.context,
+        max_prompt_tokens=config.data.max_prompt_tokens,
+        seed=config.seed,
+    )
+    saved = Path(run_sft(settings, model, tokenizer, data.train_sessions, stage_dir))
+    if saved.resolve() != final.resolve():
+        if final.exists():
+            shutil.rmtree(final)
+        shutil.copytree(saved, final)
+    model, tokenizer = load_saved(final)  # a model whose name_or_path is its directory
+    _mark_done(stage_dir)
+    return model, tokenizer, final
+
+
+def grpo_stage(config: TrainConfig, model: Any, tokenizer: Any, data: PipelineData, stage_dir: Path,
+               *, resume: bool = False, progress: bool = True) -> tuple[Any, Any, Path]:
+    """GRPO with the Shop-R1 reward; returns the trained model, tokenizer and their directory."""
+    from training.grpo_train import FINAL, run_grpo
+
+    final = stage_dir / FINAL
+    if resume and _done(stage_dir) and final.is_dir():
+        say(f"GRPO: reusing {final}")
+        model, tokenizer = load_saved(final)
+        return model, tokenizer, final
+    if not resume and stage_dir.exists():
+        shutil.rmtree(stage_dir)
+    run_grpo(config, model, tokenizer, data.train_states, stage_dir, resume=resume, progress=progress)
+    _mark_done(stage_dir)
+    model, tokenizer = load_saved(final)
+    return model, tokenizer, final
+
+
+def eval_stage(config: TrainConfig, model: Any, tokenizer: Any, data: PipelineData, out_dir: Path,
+               *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Evaluate a model on the evaluation states (greedy); returns the metrics dict."""
+    from agents import TransformersAgent
+    from benchmarks.evaluate import evaluate
+
+    if not resume and out_dir.exists():
+        shutil.rmtree(out_dir)
+    agent = TransformersAgent(
+        model, tokenizer, temperature=0.0, max_new_tokens=config.eval.max_new_tokens,
+        batch_size=config.eval.batch_size, context=config.data.context,
+        max_prompt_tokens=config.data.max_prompt_tokens, seed=config.seed,
+    )
+    return evaluate(agent, data.eval_states, out_dir, config=config.reward_config(),
+                    batch_size=config.eval.batch_size, resume=resume, progress=progress)
+
+
+def oracle_stage(config: TrainConfig, data: PipelineData, out_dir: Path, *, progress: bool = True) -> dict[str, Any]:
+    """The simulated shopper's own most likely action, scored like a model (synthetic data only)."""
+    from agents import make_agent
+    from benchmarks.evaluate import evaluate
+
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    return evaluate(make_agent("oracle"), data.eval_states, out_dir, config=config.reward_config(),
+                    batch_size=config.eval.batch_size, resume=False, progress=progress)
+
+
+def run_pipeline(config: TrainConfig, out_root: str | os.PathLike[str] = "runs", *, resume: bool = False,
+                 progress: bool = True) -> PipelineResult:
+    """Run data -> model -> zero-shot eval -> SFT -> eval -> GRPO -> eval -> report.
+
+    Args:
+        config: the resolved config.
+        out_root: runs are written to ``out_root/<config.name>/``.
+        resume: reuse finished stages and continue an interrupted GRPO stage.
+        progress: show progress bars.
+
+    Returns:
+        The run directory, the result rows (label -> metrics), the markdown table and timings.
+    """
+    from training.report import write_report
+
+    started = time.perf_counter()
+    run_dir = Path(out_root) / config.name
+    if run_dir.exists() and not resume:
+        for sub in ("sft", "grpo", "eval"):
+            if (run_dir / sub).exists():
+                shutil.rmtree(run_dir / sub)
+    write_resolved_config(config, run_dir)
+    timings: dict[str, float] = {}
+
+    def timed(name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        say(f"{name} ...")
+        out = fn(*args, **kwargs)
+        timings[name] = round(time.perf_counter() - t0, 1)
+        say(f"{name} done in {timings[name]:.1f}s")
+        return out
+
+    data = timed("data", prepare_data, config)
+    say(f"{len(data.train_sessions)} train / {len(data.test_sessions)} test sessions; "
+        f"{len(data.train_states)} train states, {len(data.eval_states)} eval states")
+    model, tokenizer = timed("model", base_model, config, data, run_dir / "model")
+    rows: dict[str, dict[str, Any]] = {}
+    ev = run_dir / "eval"
+    rows[ZERO_SHOT] = timed("eval zero-shot", eval_stage, config, model, tokenizer, data, ev / "zero-shot",
+                            resume=resume, progress=progress)
+    if config.sft.enabled:
+        model, tokenizer, _ = timed("sft", sft_stage, config, model, tokenizer, data, run_dir / "sft", resume=resume)
+        rows[SFT_ROW] = timed("eval sft", eval_stage, config, model, tokenizer, data, ev / "sft",
+                              resume=resume, progress=progress)
+    if config.grpo.enabled:
+        model, tokenizer, _ = timed("grpo", grpo_stage, config, model, tokenizer, data, run_dir / "grpo",
+                                    resume=resume, progress=progress)
+        rows[SHOP_R1] = timed("eval shop-r1", eval_stage, config, model, tokenizer, data, ev / "shop-r1",
+                              resume=resume, progress=progress)
+    try:
+        rows[ORACLE] = timed("eval oracle", oracle_stage, config, data, ev / "oracle", progress=progress)
+    except Exception as err:  # real logs have no shopper model: the ceiling is simply absent
+        say(f"no oracle ceiling for this data: {type(err).__name__}: {err}")
+    wall = time.perf_counter() - started
+    table = write_report(run_dir, config, rows, timings=timings, wall_s=wall)
+    return PipelineResult(run_dir, rows, table, wall, timings)

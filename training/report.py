@@ -1,0 +1,111 @@
+"""Run reports: the results table (``report.md``, ``results.json``) and training plots (PNG)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from training.config import TrainConfig
+
+#: Reward components plotted (``reward/<name>`` series of metrics.jsonl).
+REWARD_SERIES = ("total", "format", "type", "attribute", "value", "self_certainty")
+
+
+def results_table(rows: dict[str, dict[str, Any]]) -> str:
+    """The paper-style markdown table of result rows (label -> metrics dict)."""
+    from rewards.metrics import markdown_table
+
+    return markdown_table(rows)
+
+
+def plot_training(metrics: Sequence[dict[str, Any]], out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Plot reward components and exact match per action type over GRPO steps.
+
+    Args:
+        metrics: records of ``metrics.jsonl`` (``step`` plus ``reward/*``, ``exact_match/*``).
+        out_dir: where ``rewards.png`` and ``exact_match.png`` go.
+
+    Returns:
+        The PNG files written (none when there are no records).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: never open a window
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    records = [r for r in metrics if "step" in r]
+    if not records:
+        return []
+    written = []
+    groups = {
+        "rewards.png": ("GRPO reward components (batch mean)", [f"reward/{k}" for k in REWARD_SERIES]),
+        "exact_match.png": (
+            "Exact match per action type (training batches)",
+            sorted({k for r in records for k in r if k.startswith("exact_match/")}),
+        ),
+        "kl_loss.png": ("KL to reference and loss", ["kl", "loss"]),
+    }
+    for filename, (title, keys) in groups.items():
+        fig, ax = plt.subplots(figsize=(7, 4))
+        drawn = 0
+        for key in keys:
+            points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax.plot(xs, ys, marker="o", markersize=3, label=key.split("/", 1)[-1])
+                drawn += 1
+        ax.set_title(title)
+        ax.set_xlabel("GRPO step")
+        ax.grid(alpha=0.3)
+        if drawn:
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / filename, dpi=100)
+        plt.close(fig)
+        written.append(out / filename)
+    return written
+
+
+def write_report(run_dir: str | os.PathLike[str], config: TrainConfig, rows: dict[str, dict[str, Any]],
+                 *, timings: dict[str, float] | None = None, wall_s: float | None = None) -> str:
+    """Write ``report.md``, ``results.json`` and the plots of a run; return the table.
+
+    The plots come from ``<run_dir>/grpo/metrics.jsonl`` when GRPO ran.
+    """
+    from training.grpo_train import METRICS_FILE, read_metrics
+
+    root = Path(run_dir)
+    table = results_table(rows)
+    metrics = read_metrics(root / "grpo" / METRICS_FILE)
+    plots = plot_training(metrics, root / "plots") if metrics else []
+    lines = [
+        f"# Shop-R1 run `{config.name}`",
+        "",
+        f"Model `{config.model}`, data `{config.data.sessions}`, context `{config.data.context}`, "
+        f"{len(rows)} rows evaluated on split `{config.eval.split}`"
+        + (f" ({config.eval.max_states} states max)." if config.eval.max_states else "."),
+        "",
+        "## Results",
+        "",
+        table,
+        "",
+    ]
+    if timings:
+        lines += ["## Timings (s)", "", "| stage | seconds |", "|---|---:|"]
+        lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
+        if wall_s is not None:
+            lines.append(f"| **total** | {wall_s:.1f} |")
+        lines.append("")
+    if plots:
+        lines += ["## Training curves", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
+    lines += ["## Resolved config", "", "```yaml", config.to_yaml().rstrip(), "```", ""]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "report.md").write_text("\n".join(lines), encoding="utf-8")
+    payload = {"name": config.name, "rows": rows, "timings": timings or {}, "wall_s": wall_s}
+    (root / "results.json").write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+    return table

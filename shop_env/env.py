@@ -27,9 +27,11 @@ from shop_env.states import ObservationBuilder, check_context, check_max_history
 # Characters that ``AnyText.sample()`` draws from: printable ASCII is enough to exercise
 # the parser with junk; real agents send JSON.
 _SAMPLE_CHARSET = "".join(chr(c) for c in range(32, 127))
-# ``name="..."`` attributes inside a tag of a pruned page (DESIGN §7 names every
-# interactive element); a regex is ~100x cheaper than re-parsing the page.
-_NAME_ATTR = re.compile(r"<[A-Za-z][^<>]*?\sname\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
+# ``name`` attributes of a pruned page (DESIGN §7 names every interactive element). lxml
+# separates attributes by one space, and a literal " name=" prefix lets the regex engine
+# scan fast (a leading \s class is ~5x slower; re-parsing the page far slower still).
+_NAME_DOUBLE = re.compile(r' name="([^"]*)"')
+_NAME_SINGLE = re.compile(r" name='([^']*)'")
 _RESET_OPTIONS = ("session_id", "session_index")
 
 
@@ -64,13 +66,17 @@ class AnyText(spaces.Text):
 def page_element_names(page: str) -> list[str]:
     """The ``name`` attributes of the elements of a (pruned) page, in document order, unique.
 
-    Cheap regex extraction for pages that :func:`shop_env.prune_html` already simplified;
-    entities in names are decoded.
+    Cheap regex extraction for pages that :func:`shop_env.prune_html` already simplified
+    (every ``name`` attribute there is an interactive element's); entities in names are
+    decoded. A page whose visible text literally contains `` name="..."`` would add that
+    string too: pruned pages are not expected to.
     """
+    found = [(m.start(), m.group(1)) for m in _NAME_DOUBLE.finditer(page)]
+    if "name='" in page:
+        found = sorted(found + [(m.start(), m.group(1)) for m in _NAME_SINGLE.finditer(page)])
     names: dict[str, None] = {}
-    for match in _NAME_ATTR.finditer(page):
-        raw = match.group(1) if match.group(1) is not None else match.group(2)
-        names.setdefault(html_lib.unescape(raw), None)
+    for _, raw in found:
+        names.setdefault(html_lib.unescape(raw) if "&" in raw else raw, None)
     return list(names)
 
 

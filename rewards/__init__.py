@@ -1,0 +1,40 @@
+"""The Shop-R1 hybrid reward (DESIGN §5) and evaluation metrics (§6).
+
+``score(response_text, gold)`` is the whole reward of one model output: format gate,
+alpha-weighted self-certainty of the rationale, and the hierarchical action reward with
+difficulty-aware scaling (or the binary baseline). Importing this package never imports
+torch; :func:`self_certainty` imports it on first call.
+"""
+
+from __future__ import annotations
+
+from rewards.action import action_reward, exact_match, normalise_text, type_match
+from rewards.breakdown import RewardBreakdown
+from rewards.certainty import DEFAULT_CHUNK_TOKENS, self_certainty
+from rewards.config import ACTION_REWARD_MODES, SELF_CERTAINTY_VARIANTS, RewardConfig
+from rewards.format import check_format, format_reward
+from rewards.metrics import compute_metrics, markdown_table
+from rewards.rationale import rationale_char_span, rationale_token_mask
+from rewards.score import score
+from rewards.similarity import rouge_l
+
+__all__ = [
+    "ACTION_REWARD_MODES",
+    "DEFAULT_CHUNK_TOKENS",
+    "SELF_CERTAINTY_VARIANTS",
+    "RewardBreakdown",
+    "RewardConfig",
+    "action_reward",
+    "check_format",
+    "compute_metrics",
+    "exact_match",
+    "format_reward",
+    "markdown_table",
+    "normalise_text",
+    "rationale_char_span",
+    "rationale_token_mask",
+    "rouge_l",
+    "score",
+    "self_certainty",
+    "type_match",
+]

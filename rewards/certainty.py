@@ -1,0 +1,90 @@
+"""Self-certainty of the rationale tokens from the policy's logits (DESIGN §5).
+
+``kl_p_u`` (paper Eq. 3) is KL(p || U) = log V - H(p); ``kl_u_p`` (Kang et al.) is
+KL(U || p) = logsumexp(z) - mean(z) - log V. Both are averaged over the masked
+(rationale) tokens of each row. Only masked positions are gathered, ``chunk_size`` of
+them at a time, so memory holds a few ``[chunk_size, V]`` float32 slices and never the
+``[tokens, V]`` softmax. torch is imported on first call: ``import rewards`` stays light.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from rewards.config import SELF_CERTAINTY_VARIANTS
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+#: Token positions per chunk: 64 x a 152k vocabulary is ~39 MB per float32 slice.
+DEFAULT_CHUNK_TOKENS = 64
+
+
+def self_certainty(logits: Any, mask: Any, variant: str = "kl_p_u",
+                   chunk_size: int = DEFAULT_CHUNK_TOKENS) -> torch.Tensor:
+    """Mean self-certainty of the masked tokens of each row.
+
+    Math runs in float32 whatever the input dtype, without autograd (the result is a
+    reward, never differentiated), on the logits' device.
+
+    Args:
+        logits: ``[batch, tokens, vocab]`` next-token logits (any float dtype; a tensor
+            or anything ``torch.as_tensor`` accepts). ``-inf`` entries (filtered
+            vocabulary) are allowed: they have probability 0 (``kl_u_p`` is then +inf).
+        mask: ``[batch, tokens]``, nonzero/True at the rationale tokens.
+        variant: ``"kl_p_u"`` or ``"kl_u_p"``.
+        chunk_size: masked positions processed at once; bounds extra memory to a few
+            ``chunk_size x vocab`` float32 tensors.
+
+    Returns:
+        float32 tensor ``[batch]``; 0 for a row without masked tokens.
+
+    Raises:
+        ValueError: wrong shapes, empty vocabulary, unknown variant, or chunk_size < 1.
+    """
+    import torch
+
+    if variant not in SELF_CERTAINTY_VARIANTS:
+        raise ValueError(f"self_certainty variant must be one of {', '.join(SELF_CERTAINTY_VARIANTS)}, "
+                         f"got {variant!r}")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    logits = torch.as_tensor(logits)
+    if logits.dim() != 3:
+        raise ValueError(f"logits must be [batch, tokens, vocab], got shape {tuple(logits.shape)}")
+    batch, tokens, vocab = logits.shape
+    if vocab < 1:
+        raise ValueError("logits have an empty vocabulary dimension")
+    mask = torch.as_tensor(mask, device=logits.device)
+    if tuple(mask.shape) != (batch, tokens):
+        raise ValueError(f"mask must be [batch, tokens] = {(batch, tokens)}, got {tuple(mask.shape)}")
+
+    with torch.no_grad():
+        rows, cols = (mask != 0).nonzero(as_tuple=True)
+        per_token = torch.empty(rows.numel(), dtype=torch.float32, device=logits.device)
+        log_vocab = math.log(vocab)
+        for start in range(0, rows.numel(), chunk_size):
+            stop = start + chunk_size
+            # Advanced indexing copies just these positions: [chunk, vocab].
+            z = logits[rows[start:stop], cols[start:stop]].to(torch.float32)
+            per_token[start:stop] = _kl_p_u(z, log_vocab) if variant == "kl_p_u" else _kl_u_p(z, log_vocab)
+            del z
+        sums = torch.zeros(batch, dtype=torch.float32, device=logits.device)
+        sums.index_add_(0, rows, per_token)
+        counts = torch.bincount(rows, minlength=batch).to(torch.float32)
+        return torch.where(counts > 0, sums / counts.clamp(min=1.0), torch.zeros_like(sums))
+
+
+def _kl_p_u(z: torch.Tensor, log_vocab: float) -> torch.Tensor:
+    import torch
+
+    # log V - H(p) = log V + sum p log p; xlogy makes p = 0 (from -inf logits) contribute 0.
+    p = torch.softmax(z, dim=-1)
+    return log_vocab + torch.special.xlogy(p, p).sum(dim=-1)
+
+
+def _kl_u_p(z: torch.Tensor, log_vocab: float) -> torch.Tensor:
+    import torch
+
+    return torch.logsumexp(z, dim=-1) - z.mean(dim=-1) - log_vocab

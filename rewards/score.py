@@ -1,0 +1,70 @@
+"""The whole Shop-R1 reward of one model output: format gate + self-certainty + action."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from rewards.action import action_reward
+from rewards.breakdown import RewardBreakdown
+from rewards.config import RewardConfig
+from rewards.format import check_format
+from shop_env.actions import Action
+
+_DEFAULT = RewardConfig()
+
+
+def score(response_text: Any, gold: Action | Mapping[str, Any], config: RewardConfig | None = None,
+          self_certainty: Any = None) -> RewardBreakdown:
+    """Score one raw model output against the logged action.
+
+    ``total = format_weight * [use_format] + alpha * self_certainty * [use_self_certainty]
+    + action_reward``; an output that fails the format (DESIGN §4) gets 0 everywhere and
+    ``error`` = the parser's message.
+
+    Args:
+        response_text: the raw completion; anything (non-str, huge, lone surrogates) is
+            accepted and at worst scores 0.
+        gold: the logged action (an :class:`Action`, or its JSON dict).
+        config: reward settings (default :class:`RewardConfig`).
+        self_certainty: the rationale's self-certainty (float or 0-d tensor), e.g. from
+            :func:`rewards.self_certainty`; None, NaN, infinite or non-numeric counts as 0.
+
+    Returns:
+        The :class:`RewardBreakdown`, all components finite.
+
+    Raises:
+        FormatError: only for a malformed ``gold`` dict (a data error, not model output).
+        TypeError: ``gold`` is neither an Action nor a mapping.
+    """
+    config = config or _DEFAULT
+    if isinstance(gold, Mapping):
+        gold = Action.from_dict(dict(gold), field="gold")
+    elif not isinstance(gold, Action):
+        raise TypeError(f"gold must be an Action or an action dict, got {type(gold).__name__}")
+    response, error = check_format(response_text)
+    if response is None:
+        return RewardBreakdown(valid=False, error=error)
+    try:
+        action = action_reward(response.action, gold, config)
+    except (RecursionError, MemoryError) as err:  # defensive: a reward must not kill training
+        return RewardBreakdown(valid=False, error=f"action reward failed: {type(err).__name__}")
+    fmt = config.format_weight if config.use_format else 0.0
+    certainty = 0.0
+    if config.use_self_certainty:
+        certainty = finite_or_zero(config.self_certainty_alpha * finite_or_zero(self_certainty))
+    total = fmt + certainty + action.total
+    return RewardBreakdown(format=fmt, type=action.type, attribute=action.attribute, value=action.value,
+                           self_certainty=certainty, total=total, valid=True)
+
+
+def finite_or_zero(value: Any) -> float:
+    """``float(value)`` when that is a finite number, else 0.0 (None, NaN, inf, junk)."""
+    if value is None or isinstance(value, (str, bytes)):
+        return 0.0
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError, RuntimeError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0

@@ -21,6 +21,8 @@ from shop_env.actions import Action, FormatError, Response
 # Fallback search queries when the page offers no words to reuse.
 _QUERIES = ("running shoes", "tent", "coffee maker", "wireless headphones", "backpack", "desk lamp")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]{2,}")
+# Element-name parts that place an order (the end of a purchase).
+_ORDER_KEYS = ("place_order", "place_your_order", "confirm_order", "submit_order", "pay_now")
 _STOPWORDS = frozenset({"the", "and", "for", "with", "view", "add", "cart", "buy", "now", "more", "see"})
 
 
@@ -147,9 +149,9 @@ class HeuristicAgent(BaseAgent):
         elements = page_elements(str(observation.get("html", "")))
         clicks = [e for e in elements if e.kind == "click"]
         inputs = [e for e in elements if e.kind == "input"]
-        if _last_action_matches(observation, ("place_order", "confirm_order", "submit_order", "pay_now")):
+        if _last_action_matches(observation, _ORDER_KEYS):
             return answer(Action("terminate"))
-        for keys in (("place_order", "confirm_order", "submit_order", "pay_now"), ("add_to_cart",)):
+        for keys in (_ORDER_KEYS, ("add_to_cart",)):
             element = _first_named(clicks, keys)
             if element:
                 return answer(Action("click", element.name), element)
@@ -295,7 +297,12 @@ def _is_product_page(observation: Observation) -> bool:
 
 def _last_action_matches(observation: Observation, keys: Sequence[str]) -> bool:
     history = observation.get("history") or []
-    if not isinstance(history, Sequence) or not history:
+    if isinstance(history, str):  # the env's history is a JSON array string
+        try:
+            history = json.loads(history)
+        except (ValueError, RecursionError):
+            return False
+    if not isinstance(history, list) or not history:
         return False
     last = history[-1]
     action = last.get("action") if isinstance(last, Mapping) else None

@@ -3,7 +3,7 @@
 The pruned pages of DESIGN §7 give every interactive element a ``name``; the baselines
 only need those names, whether an element takes typed text, and its visible text.
 Parsing is lenient (any string, even broken HTML, yields a possibly empty list) and never
-touches the network or expands entities.
+touches the network (the HTML parser reads no DTD and expands no external entities).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from lxml import etree
 _CLICK_INPUT_TYPES = frozenset(
     {"submit", "button", "checkbox", "radio", "image", "reset", "hidden", "file", "color", "range"}
 )
+
+_INPUT_ROLES = frozenset({"textbox", "searchbox", "combobox"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +41,7 @@ def page_elements(html: str) -> list[PageElement]:
     """
     if not isinstance(html, str) or "name" not in html:
         return []
-    parser = etree.HTMLParser(no_network=True, resolve_entities=False, remove_comments=True)
+    parser = etree.HTMLParser(no_network=True, remove_comments=True, remove_pis=True)
     try:
         root = etree.fromstring(html.encode("utf-8", "replace"), parser)
     except (etree.LxmlError, ValueError):
@@ -51,7 +53,7 @@ def page_elements(html: str) -> list[PageElement]:
     for node in root.iter():
         if not isinstance(node.tag, str):
             continue
-        name = node.get("name")
+        name = node.get("name") or node.get("data-semantic-id")
         if not name or name in seen:
             continue
         seen.add(name)
@@ -61,7 +63,8 @@ def page_elements(html: str) -> list[PageElement]:
 
 
 def _kind(node: etree._Element, tag: str) -> str:
-    if tag == "textarea":
+    # The same split as shop_env.html: text-entry controls are typed into, the rest clicked.
+    if tag in ("textarea", "select") or (node.get("role") or "").lower() in _INPUT_ROLES:
         return "input"
     if tag == "input" and (node.get("type") or "text").lower() not in _CLICK_INPUT_TYPES:
         return "input"

@@ -1,0 +1,119 @@
+"""TransformersAgent on a tiny randomly initialised Qwen2 model with a tokenizer trained here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from agents import Generation, TransformersAgent, make_agent  # noqa: E402
+from shop_env.prompt import SYSTEM_PROMPT  # noqa: E402
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+MAX_NEW = 6
+
+
+def observation(step: int, page: str) -> dict:
+    return {"url": f"https://shop.example/p/{step}", "html": page, "history": "[]", "session_id": "s", "step": step}
+
+
+OBSERVATIONS = [
+    observation(0, '<a name="results.tent.view_product">View product</a>'),
+    observation(1, '<input name="search_input"><button name="search">Search</button>' * 4),
+    observation(2, "<p>Thank you for your order</p>"),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|pad|>", "<|im_start|>", "<|im_end|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    corpus = [SYSTEM_PROMPT] + [o["html"] for o in OBSERVATIONS] + ['{"rationale": "I want it.", "action": {}}']
+    core.train_from_iterator(corpus * 3, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<|pad|>", eos_token="<|im_end|>")
+    tokenizer.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=4096,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    model = Qwen2ForCausalLM(config).eval()
+    directory = tmp_path_factory.mktemp("tiny-qwen2")
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return model, tokenizer, directory
+
+
+def test_generate_returns_texts_and_aligned_logits(tiny: tuple) -> None:
+    model, tokenizer, _ = tiny
+    agent = TransformersAgent(model, tokenizer, max_new_tokens=MAX_NEW, batch_size=2, device="cpu")
+    out = agent.generate(OBSERVATIONS, return_logits=True)
+    assert isinstance(out, Generation)
+    assert len(out.texts) == len(out.token_ids) == len(out.logits) == len(out.prompts) == len(OBSERVATIONS)
+    for text, ids, logits, prompt in zip(out.texts, out.token_ids, out.logits, out.prompts, strict=True):
+        assert 1 <= len(ids) <= MAX_NEW
+        assert logits.shape == (len(ids), model.config.vocab_size)
+        assert logits.dtype == torch.float32
+        # Greedy: every completion token is the argmax of the logits it was chosen from.
+        assert torch.equal(logits.argmax(dim=-1), ids)
+        assert text == tokenizer.decode(ids, skip_special_tokens=True)
+        assert prompt.startswith("<|im_start|>system\n") and prompt.endswith("<|im_start|>assistant\n")
+
+
+def test_left_padding_matches_unbatched_generation(tiny: tuple) -> None:
+    model, tokenizer, _ = tiny
+    batched = TransformersAgent(model, tokenizer, max_new_tokens=MAX_NEW, batch_size=3).generate(OBSERVATIONS)
+    single = TransformersAgent(model, tokenizer, max_new_tokens=MAX_NEW, batch_size=1).generate(OBSERVATIONS)
+    assert tokenizer.padding_side == "left"
+    for a, b in zip(batched.logits, single.logits, strict=True):
+        # The first step's logits do not depend on padding; later ones follow the same tokens.
+        torch.testing.assert_close(a[0], b[0], atol=1e-4, rtol=1e-4)
+    assert [ids[0] for ids in batched.token_ids] == [ids[0] for ids in single.token_ids]
+
+
+def test_act_batch_and_sampling_are_reproducible(tiny: tuple) -> None:
+    model, tokenizer, _ = tiny
+    greedy = TransformersAgent(model, tokenizer, max_new_tokens=MAX_NEW)
+    assert greedy.act_batch(OBSERVATIONS) == greedy.act_batch(OBSERVATIONS)
+    assert greedy.act(OBSERVATIONS[0]) == greedy.act_batch(OBSERVATIONS[:1])[0]
+    sampler = TransformersAgent(model, tokenizer, temperature=1.0, top_p=0.9, max_new_tokens=MAX_NEW, seed=7)
+    first = sampler.generate(OBSERVATIONS, return_logits=False)
+    assert first.logits is None
+    assert first.texts == sampler.generate(OBSERVATIONS, return_logits=False).texts
+
+
+def test_prompt_budget_is_applied(tiny: tuple) -> None:
+    model, tokenizer, _ = tiny
+    agent = TransformersAgent(model, tokenizer, max_new_tokens=2, max_prompt_tokens=800)
+    long_page = observation(0, "<p>" + "tent stove lamp " * 2000 + "</p>")
+    prompt = agent.prompt(long_page)
+    assert "page cut here" in prompt
+    # The budget is counted by shop_env.prompt; allow the template's few role tokens.
+    assert len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) <= 800 + 16
+    assert len(agent.act_batch([long_page])) == 1
+
+
+def test_make_agent_hf_loads_a_local_directory(tiny: tuple) -> None:
+    _, _, directory = tiny
+    agent = make_agent(f"hf:{Path(directory)}", max_new_tokens=3, device="cpu")
+    assert isinstance(agent, TransformersAgent)
+    assert isinstance(agent.act(OBSERVATIONS[0]), str)
+    assert str(directory) in repr(agent)
+
+
+def test_model_object_needs_a_tokenizer(tiny: tuple) -> None:
+    with pytest.raises(ValueError, match="tokenizer"):
+        TransformersAgent(tiny[0])
+    with pytest.raises(ValueError, match="temperature"):
+        TransformersAgent(tiny[0], tiny[1], temperature=-1)

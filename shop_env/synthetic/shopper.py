@@ -1,0 +1,388 @@
+"""The simulated shopper: a stochastic policy over the actions a pruned page offers.
+
+At every step the shopper reads the *pruned* page (``PrunedPage.elements``), builds a
+weighted list of candidate actions that target elements of that page, and samples one.
+The most likely candidate and its probability are the oracle's prediction and its
+chance of being right, so their mean over a split bounds exact-match accuracy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from shop_env.actions import Action
+from shop_env.html import PrunedPage, slugify
+from shop_env.synthetic import shop
+from shop_env.synthetic.catalog import CATEGORY_BY_KEY, Catalog, Product
+from shop_env.synthetic.intent import Intent, query_options
+from shop_env.synthetic.render import CHECKOUT_FIELDS, RATING_FILTERS, SHIPPING_OPTIONS, SORT_OPTIONS
+from shop_env.synthetic.search import search
+from shop_env.synthetic.views import (
+    CartItem,
+    CartView,
+    CheckoutView,
+    HomeView,
+    ProductView,
+    SearchFilters,
+    SearchView,
+    View,
+)
+
+#: Hard cap on session length (the last allowed step can only be ``terminate``).
+MAX_STEPS = 30
+GOOD_FIT = 2.5  # utility above which a product is worth buying
+
+
+@dataclass
+class Candidate:
+    """One action the shopper may take, with its unnormalised weight.
+
+    ``kind`` says what the action means (for transitions and rationales); ``arg``
+    carries what it is about (a product, a query, a field value...).
+    """
+
+    action: Action
+    weight: float
+    kind: str
+    arg: Any = None
+
+
+@dataclass
+class Decision:
+    """The sampled candidate, the most likely one and its probability."""
+
+    chosen: Candidate
+    oracle: Candidate
+    oracle_prob: float
+
+
+class Targets:
+    """Element names of a pruned page, looked up by (section, visible text) or field name."""
+
+    def __init__(self, page: PrunedPage) -> None:
+        self.clicks: dict[tuple[str, str], str] = {}
+        self.inputs: set[str] = set()
+        for name, element in page.elements.items():
+            if element.kind == "input":
+                self.inputs.add(name)
+            else:
+                self.clicks.setdefault((element.section, slugify(element.text)), name)
+
+    def click(self, section: str, text: str) -> str | None:
+        """The name of the clickable element with ``text`` in ``section`` (None if absent)."""
+        return self.clicks.get((section, slugify(text)))
+
+    def field(self, name: str) -> str | None:
+        """``name`` if the page has a text field of that name."""
+        return name if name in self.inputs else None
+
+
+@dataclass
+class ShopperState:
+    """What the shopper has done so far in the session."""
+
+    view: View
+    cart: list[CartItem] = field(default_factory=list)
+    last_search: SearchView | None = None
+    searches: int = 0
+    viewed: list[str] = field(default_factory=list)
+    tried: set[str] = field(default_factory=set)
+    home_visits: int = 0
+    fields: dict[str, str] = field(default_factory=dict)
+    shipping: str | None = None
+    coupon: str | None = None
+    step: int = 0
+
+    @property
+    def cart_count(self) -> int:
+        return sum(item.quantity for item in self.cart)
+
+
+class Shopper:
+    """One simulated shopper with a latent :class:`Intent`, acting on a catalog's shop."""
+
+    def __init__(self, intent: Intent, catalog: Catalog, rng: random.Random) -> None:
+        self.intent = intent
+        self.catalog = catalog
+        self.rng = rng
+        self.state = ShopperState(view=shop.home_page(catalog, rng.randrange(1000), 0))
+
+    # -- deciding ---------------------------------------------------------------------
+    def decide(self, page: PrunedPage) -> Decision:
+        """Build the action distribution on ``page`` and sample from it."""
+        cands = self._merge(self.candidates(page))
+        total = sum(c.weight for c in cands)
+        oracle = max(cands, key=lambda c: c.weight)  # max keeps the first on ties
+        chosen = self.rng.choices(cands, weights=[c.weight for c in cands])[0]
+        return Decision(chosen, oracle, oracle.weight / total)
+
+    @staticmethod
+    def _merge(cands: list[Candidate]) -> list[Candidate]:
+        merged: dict[Action, Candidate] = {}
+        for cand in cands:
+            if cand.weight <= 0:
+                continue
+            if cand.action in merged:
+                merged[cand.action].weight += cand.weight
+            else:
+                merged[cand.action] = Candidate(cand.action, cand.weight, cand.kind, cand.arg)
+        return list(merged.values())
+
+    def candidates(self, page: PrunedPage) -> list[Candidate]:
+        """Every action the shopper would consider on ``page``, weighted."""
+        st = self.state
+        if st.step >= MAX_STEPS - 1:
+            return [Candidate(Action("terminate"), 1.0, "terminate", "limit")]
+        targets = Targets(page)
+        view = st.view
+        if isinstance(view, HomeView):
+            cands = self._on_home(view, targets)
+        elif isinstance(view, SearchView):
+            cands = self._on_search(view, targets)
+        elif isinstance(view, ProductView):
+            cands = self._on_product(view, targets)
+        elif isinstance(view, CartView):
+            cands = self._on_cart(view, targets)
+        else:
+            cands = self._on_checkout(view, targets)
+        if st.step > 0:  # nobody leaves before acting at least once
+            cands.append(Candidate(Action("terminate"), self._leave_weight(), "terminate", "bored"))
+        return cands or [Candidate(Action("terminate"), 1.0, "terminate", "stuck")]
+
+    def _leave_weight(self) -> float:
+        over = self.state.step - self.intent.patience
+        if over >= 0:
+            return 3.0 + over
+        base = 0.04 + 0.06 * (1 - self.intent.buy_propensity)
+        return base * (2.0 if isinstance(self.state.view, (CartView, CheckoutView)) else 1.0)
+
+    def _click(self, targets: Targets, section: str, text: str, weight: float, kind: str,
+               arg: Any = None) -> list[Candidate]:
+        name = targets.click(section, text)
+        return [Candidate(Action("click", name), weight, kind, arg)] if name and weight > 0 else []
+
+    def _type(self, targets: Targets, field_name: str, text: str, weight: float, kind: str,
+              arg: Any = None) -> list[Candidate]:
+        name = targets.field(field_name)
+        return [Candidate(Action("type_and_submit", name, text), weight, kind, arg)] if name and weight > 0 else []
+
+    def _searches(self, targets: Targets, total: float, current: str | None = None) -> list[Candidate]:
+        attempt = min(self.state.searches, 2)
+        options = [(q, w) for q, w in query_options(self.intent, attempt) if q != current]
+        norm = sum(w for _, w in options) or 1.0
+        kind = "search" if self.state.searches == 0 else "reformulate"
+        out: list[Candidate] = []
+        for query, weight in options:
+            out += self._type(targets, "search_input", query, total * weight / norm, kind, query)
+        return out
+
+    def _product_cards(self, targets: Targets, section: str, products: list[Product],
+                       scale: float) -> list[Candidate]:
+        out: list[Candidate] = []
+        for product in products:
+            fit = self.intent.utility(product)
+            seen = product.product_id in self.state.viewed
+            weight = 0.02 if seen else scale * math.exp(1.3 * (fit - 3.5))
+            out += self._click(targets, f"{section}.{product.slug}", "View product", weight, "view_product", product)
+        return out
+
+    # -- pages ------------------------------------------------------------------------
+    def _on_home(self, view: HomeView, t: Targets) -> list[Candidate]:
+        spec = CATEGORY_BY_KEY[self.intent.category]
+        cands = self._searches(t, 2.0)
+        cands += self._click(t, "categories", spec.label, 0.6, "nav_category", spec)
+        cands += self._product_cards(t, "recommended", view.recommended, 0.5)
+        cands += self._product_cards(t, "todays_deals", view.deals, 0.4)
+        if self.state.cart:
+            cands += self._click(t, "header", "Cart", 0.8, "open_cart")
+        return cands
+
+    def _on_search(self, view: SearchView, t: Targets) -> list[Candidate]:
+        it, st, f = self.intent, self.state, view.filters
+        shown = view.sponsored + view.results
+        fresh_good = [p for p in shown if p.product_id not in st.viewed and it.utility(p) >= GOOD_FIT]
+        cands = self._searches(t, 0.25 + (1.4 if not fresh_good else 0.0), view.query)
+        bargain, quality = it.style == "bargain hunter", it.style == "quality seeker"
+        if f.price_max is None and "price_max" not in st.tried:
+            over = any(p.price > it.budget for p in shown)
+            cands += self._type(t, "price_max", str(it.budget), (1.4 if bargain else 0.5) * over, "price_max")
+        if f.price_min is None and quality and "price_min" not in st.tried:
+            cands += self._type(t, "price_min", str(int(it.budget * 0.3)), 0.4, "price_min")
+        if it.brand and f.brand is None and it.brand in view.brands and "brand" not in st.tried:
+            cands += self._click(t, "filters.brand", it.brand, 1.3, "brand_filter", it.brand)
+        if f.colour is None and "colour" not in st.tried:
+            cands += self._click(t, "filters.colour", it.colour, 0.3, "colour_filter", it.colour)
+        if f.min_rating is None and "rating" not in st.tried:
+            cands += self._click(t, "filters.rating", RATING_FILTERS[4], 0.7 if quality else 0.1, "rating_filter", 4)
+        if view.sort == "relevance" and "sort" not in st.tried:
+            key = "price-asc" if bargain else "rating"
+            cands += self._click(t, "sort", SORT_OPTIONS[key], 0.5 if (bargain or quality) else 0.1, "sort", key)
+        if view.page < view.n_pages:
+            cands += self._click(t, "pagination", "Next", 0.1 + 0.6 * (not fresh_good), "next_page")
+        cands += self._product_cards(t, "sponsored", view.sponsored, 0.6)
+        cands += self._product_cards(t, "search_results", view.results, 1.0)
+        if st.cart:
+            cands += self._click(t, "header", "Cart", 0.3, "open_cart")
+        return cands
+
+    def _on_product(self, view: ProductView, t: Targets) -> list[Candidate]:
+        it, st, p = self.intent, self.state, view.product
+        fit = it.utility(p)
+        cands: list[Candidate] = []
+        has_back = st.last_search is not None
+        if fit < GOOD_FIT:
+            cands += self._click(t, "breadcrumb", "Back to results", 1.5 if has_back else 0.0, "back", "poor_fit")
+            cands += self._product_cards(t, "related_products", view.related, 0.6)
+            cands += self._searches(t, 0.5)
+            if it.reads_reviews and view.review_query is None:
+                cands += self._type(t, "review_search", it.feature, 0.3, "review_search", it.feature)
+            return cands
+        colour = it.colour if it.colour in p.colours else p.colours[0]
+        size = (it.size if it.size in p.sizes else p.sizes[len(p.sizes) // 2]) if p.sizes else None
+        if view.colour is None:
+            cands += self._click(t, "colour_options", colour, 2.0, "colour", colour)
+        if p.sizes and view.size is None:
+            cands += self._click(t, "size_options", size, 2.0 if view.colour else 0.4, "size", size)
+        if it.reads_reviews and view.review_query is None:
+            cands += self._type(t, "review_search", it.feature, 0.9, "review_search", it.feature)
+        ready = view.colour is not None and (view.size is not None or not p.sizes)
+        if not ready:
+            return cands
+        if view.quantity != it.quantity:
+            cands += self._type(t, "quantity", str(it.quantity), 1.6, "quantity", it.quantity)
+        if it.checks_delivery and view.zip_code is None:
+            cands += self._type(t, "zip_code", it.zip_code, 1.1, "zip", it.zip_code)
+        compared = len(st.viewed) >= it.compares
+        cands += self._click(t, "buy_box", "Add to Cart", 1.4 if compared else 0.4, "add_to_cart", p)
+        impulse = it.style == "impulse buyer"
+        cands += self._click(t, "buy_box", "Buy Now", (0.9 if impulse else 0.25) * (0.4 + compared), "buy_now", p)
+        if not compared:
+            cands += self._click(t, "breadcrumb", "Back to results", 0.9 if has_back else 0.0, "back", "compare")
+        return cands
+
+    def _on_cart(self, view: CartView, t: Targets) -> list[Candidate]:
+        it, st = self.intent, self.state
+        cands: list[Candidate] = []
+        if it.coupon and "coupon" not in st.tried:
+            cands += self._type(t, "coupon_code", it.coupon, 1.5, "coupon", it.coupon)
+        for item in view.items:
+            if item.quantity != it.quantity and f"qty:{item.product.product_id}" not in st.tried:
+                cands += self._type(t, f"quantity_{item.product.slug}", str(it.quantity), 0.7, "cart_quantity", item)
+            if it.utility(item.product) < GOOD_FIT:
+                cands += self._click(t, f"cart.{item.product.slug}", "Delete", 0.5, "delete", item)
+        if view.items:
+            cands += self._click(t, "cart_summary", "Proceed to Checkout", 2.2 * it.buy_propensity, "checkout")
+        cands += self._click(t, "cart_summary", "Continue shopping", 0.15 + 0.8 * (not view.items), "continue")
+        return cands
+
+    def _on_checkout(self, view: CheckoutView, t: Targets) -> list[Candidate]:
+        it, st = self.intent, self.state
+        values = {"full_name": it.full_name, "street_address": it.street_address, "city": it.city,
+                  "shipping_zip": it.zip_code}
+        missing = [name for name in CHECKOUT_FIELDS if name not in view.fields]
+        cands: list[Candidate] = []
+        for rank, name in enumerate(missing):
+            cands += self._type(t, name, values[name], 2.5 if rank == 0 else 0.12, "field", name)
+        if it.coupon and "coupon" not in st.tried and view.promo is None:
+            cands += self._type(t, "promo_code", it.coupon, 0.5, "promo", it.coupon)
+        if not missing and view.shipping is None:
+            wanted = {"bargain hunter": 0, "impulse buyer": 2}.get(it.style, 1)
+            for i, option in enumerate(SHIPPING_OPTIONS):
+                cands += self._click(t, "shipping_speed", option, 2.0 if i == wanted else 0.2, "shipping", option)
+        if not missing and view.shipping is not None:
+            cands += self._click(t, "order_summary", "Place your order", 2.5 * it.buy_propensity, "place_order")
+        cands += self._click(t, "order_summary", "Return to cart", 0.05, "return_to_cart")
+        return cands
+
+    # -- acting -----------------------------------------------------------------------
+    def apply(self, cand: Candidate) -> bool:
+        """Advance the shop to the page the action leads to; False when the session ends."""
+        st, it, cat = self.state, self.intent, self.catalog
+        st.step += 1
+        kind, arg, view = cand.kind, cand.arg, st.view
+        if kind in ("terminate", "place_order"):
+            return False
+        count = st.cart_count
+        if kind in ("search", "reformulate"):
+            st.searches += 1
+            st.view = st.last_search = search(cat, arg, cart_count=count)
+        elif kind == "nav_category":
+            st.view = st.last_search = search(cat, arg.synonyms[0], cart_count=count)
+        elif isinstance(view, SearchView) and kind in _SEARCH_CHANGES:
+            st.tried.add(_SEARCH_CHANGES[kind])
+            filters, sort, page = _SEARCH_CHANGE_FNS[kind](view, it, arg)
+            st.view = st.last_search = search(cat, view.query, filters, sort, page, count)
+        elif kind == "view_product":
+            st.viewed.append(arg.product_id)
+            st.view = shop.product_page(cat, arg, count)
+        elif kind == "back":
+            st.view = (dataclasses.replace(st.last_search, cart_count=count) if st.last_search
+                       else shop.home_page(cat, st.home_visits, count))
+        elif isinstance(view, ProductView) and kind in ("colour", "size", "quantity", "zip", "review_search"):
+            st.view = self._reselect(view, kind, arg)
+        elif kind in ("add_to_cart", "buy_now"):
+            assert isinstance(view, ProductView)
+            st.cart.append(CartItem(view.product, view.colour, view.size, view.quantity))
+            st.view = (shop.cart_page(cat, st.cart) if kind == "add_to_cart" else shop.checkout_page(st.cart))
+        elif kind == "open_cart" or kind == "return_to_cart":
+            st.view = shop.cart_page(cat, st.cart, st.coupon)
+        elif kind == "coupon":
+            st.tried.add("coupon")
+            st.coupon = arg
+            st.view = shop.cart_page(cat, st.cart, arg)
+        elif kind == "cart_quantity":
+            st.tried.add(f"qty:{arg.product.product_id}")
+            arg.quantity = it.quantity
+            st.view = shop.cart_page(cat, st.cart, st.coupon)
+        elif kind == "delete":
+            st.cart = [item for item in st.cart if item is not arg]
+            st.view = shop.cart_page(cat, st.cart, st.coupon)
+        elif kind == "continue":
+            st.home_visits += 1
+            st.view = shop.home_page(cat, 1000 + st.home_visits, count)
+        elif kind == "checkout":
+            st.view = shop.checkout_page(st.cart, st.fields, st.shipping)
+        elif kind in ("field", "shipping", "promo"):
+            if kind == "field":
+                st.fields[arg] = cand.action.text
+            elif kind == "shipping":
+                st.shipping = arg
+            else:
+                st.tried.add("coupon")
+            assert isinstance(view, CheckoutView)
+            st.view = shop.checkout_page(st.cart, st.fields, st.shipping, arg if kind == "promo" else view.promo)
+        else:
+            raise ValueError(f"no transition for candidate kind {kind!r} on {type(view).__name__}")
+        return True
+
+    def _reselect(self, view: ProductView, kind: str, arg: Any) -> ProductView:
+        sel = {"colour": view.colour, "size": view.size, "quantity": view.quantity, "zip_code": view.zip_code,
+               "review_query": view.review_query}
+        key = {"colour": "colour", "size": "size", "quantity": "quantity", "zip": "zip_code",
+               "review_search": "review_query"}[kind]
+        sel[key] = arg
+        return shop.product_page(self.catalog, view.product, self.state.cart_count, **sel)
+
+
+# Search-page actions that change filters/sort/page: kind -> the "tried" key, and the change.
+_SEARCH_CHANGES = {"price_max": "price_max", "price_min": "price_min", "brand_filter": "brand",
+                   "colour_filter": "colour", "rating_filter": "rating", "sort": "sort", "next_page": "page"}
+
+
+def _with(view: SearchView, **changes: Any) -> tuple[SearchFilters, str, int]:
+    return dataclasses.replace(view.filters, **changes), view.sort, 1
+
+
+_SEARCH_CHANGE_FNS = {
+    "price_max": lambda v, it, arg: _with(v, price_max=it.budget),
+    "price_min": lambda v, it, arg: _with(v, price_min=int(it.budget * 0.3)),
+    "brand_filter": lambda v, it, arg: _with(v, brand=arg),
+    "colour_filter": lambda v, it, arg: _with(v, colour=arg),
+    "rating_filter": lambda v, it, arg: _with(v, min_rating=arg),
+    "sort": lambda v, it, arg: (v.filters, arg, 1),
+    "next_page": lambda v, it, arg: (v.filters, v.sort, v.page + 1),
+}

@@ -42,7 +42,7 @@ REPORT = "report.md"
 CONFUSION = "confusion.png"
 #: The column of the confusion matrix for answers that do not parse.
 INVALID = "invalid"
-_REWARD_FIELDS = ("format", "type", "attribute", "value", "self_certainty", "total")
+_REWARD_FIELDS = ("format", "type", "attribute", "value", "action", "self_certainty", "total")
 
 
 def evaluate(

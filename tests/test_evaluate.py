@@ -1,0 +1,187 @@
+"""benchmarks/evaluate.py: scoring, output files, resume, CLI, on real synthetic sessions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agents import BaseAgent, OracleAgent, RandomAgent
+from benchmarks.evaluate import (
+    CONFUSION,
+    METRICS,
+    PREDICTIONS,
+    REPORT,
+    evaluate,
+    load_predictions,
+    main,
+)
+from rewards import RewardConfig
+from shop_env.sessions import write_jsonl
+from shop_env.states import build_states
+from shop_env.synthetic import generate_sessions, oracle_ceiling
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def sessions() -> list:
+    return generate_sessions(12, seed=5)
+
+
+@pytest.fixture(scope="module")
+def states(sessions: list) -> list:
+    return build_states(sessions, context="latest-step")
+
+
+class CountingAgent(BaseAgent):
+    """Wraps an agent and records which observations it was asked about."""
+
+    name = "counting"
+
+    def __init__(self, inner: BaseAgent) -> None:
+        self.inner = inner
+        self.seen: list[tuple[str, int]] = []
+
+    def act(self, observation: dict) -> str:
+        self.seen.append((observation["session_id"], observation["step"]))
+        return self.inner.act(observation)
+
+
+class FixedAgent(BaseAgent):
+    """Answers the same (possibly broken) outputs in turn."""
+
+    name = "fixed"
+
+    def __init__(self, answers: list) -> None:
+        self.answers = answers
+        self.calls = 0
+
+    def act_batch(self, observations: list) -> list:
+        out = []
+        for _ in observations:
+            out.append(self.answers[self.calls % len(self.answers)])
+            self.calls += 1
+        return out
+
+
+def lines_of(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_evaluate_writes_predictions_metrics_report_and_plot(states: list, tmp_path: Path) -> None:
+    metrics = evaluate(RandomAgent(seed=1), states, tmp_path, batch_size=5, progress=False)
+    for name in (PREDICTIONS, METRICS, REPORT, CONFUSION):
+        assert (tmp_path / name).stat().st_size > 0
+    assert (tmp_path / CONFUSION).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    records = lines_of(tmp_path / PREDICTIONS)
+    assert [(r["session_id"], r["step"]) for r in records] == [(s.session_id, s.step) for s in states]
+    assert all(r["valid"] and r["reward"]["format"] == 1.0 for r in records)
+    assert json.loads((tmp_path / METRICS).read_text()) == metrics
+    assert metrics["n"] == len(states)
+    for key in ("exact_match", "type_accuracy", "type_macro_f1", "invalid_rate"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert metrics["invalid_rate"] == 0.0
+    assert set(metrics["per_type"]) == {s.gold.type for s in states}
+    assert metrics["exact_match"] == pytest.approx(sum(r["exact_match"] for r in records) / len(records))
+    assert metrics["reward"]["total"] == pytest.approx(sum(r["reward"]["total"] for r in records) / len(records))
+    assert sum(sum(row.values()) for row in metrics["confusion"].values()) == len(states)
+    report = (tmp_path / REPORT).read_text()
+    assert "| Model | Exact | Type acc | Type F1" in report and "random" in report and CONFUSION in report
+
+
+def test_oracle_scores_close_to_the_ceiling(sessions: list, states: list, tmp_path: Path) -> None:
+    metrics = evaluate(OracleAgent.from_states(states), states, tmp_path, progress=False)
+    ceiling = oracle_ceiling(sessions)
+    assert 0.3 < ceiling < 1.0
+    assert metrics["exact_match"] == pytest.approx(ceiling, abs=0.1)
+    assert metrics["exact_match"] > evaluate(RandomAgent(), states, tmp_path / "r", progress=False)["exact_match"]
+
+
+def test_resume_after_an_interrupted_run(states: list, tmp_path: Path) -> None:
+    full = evaluate(RandomAgent(seed=2), states, tmp_path / "full", progress=False)
+    # Simulate a kill halfway: 7 complete records, then half of the 8th.
+    path = tmp_path / "part" / PREDICTIONS
+    path.parent.mkdir()
+    raw = (tmp_path / "full" / PREDICTIONS).read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join(raw[:7]) + raw[7][: len(raw[7]) // 2], encoding="utf-8")
+    agent = CountingAgent(RandomAgent(seed=2))
+    resumed = evaluate(agent, states, tmp_path / "part", batch_size=4, progress=False)
+    assert agent.seen == [(s.session_id, s.step) for s in states[7:]]
+    assert len(lines_of(path)) == len(states)  # the partial line was cut, not kept
+    for key in ("exact_match", "type_accuracy", "type_macro_f1", "invalid_rate", "per_type", "reward", "confusion"):
+        assert resumed[key] == full[key]
+    # A finished run resumes to nothing and keeps its numbers.
+    again = CountingAgent(RandomAgent(seed=2))
+    assert evaluate(again, states, tmp_path / "part", progress=False)["exact_match"] == full["exact_match"]
+    assert again.seen == []
+
+
+def test_no_resume_starts_over(states: list, tmp_path: Path) -> None:
+    evaluate(RandomAgent(), states[:5], tmp_path, progress=False)
+    agent = CountingAgent(RandomAgent())
+    evaluate(agent, states[:5], tmp_path, resume=False, progress=False)
+    assert len(agent.seen) == 5 and len(lines_of(tmp_path / PREDICTIONS)) == 5
+
+
+def test_corrupt_middle_record_names_file_and_line(states: list, tmp_path: Path) -> None:
+    evaluate(RandomAgent(), states[:4], tmp_path, progress=False)
+    path = tmp_path / PREDICTIONS
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], "{not json", *lines[1:]]) + "\n")
+    with pytest.raises(ValueError, match=r"predictions\.jsonl:2"):
+        evaluate(RandomAgent(), states[:4], tmp_path, progress=False)
+    assert len(load_predictions(tmp_path / "missing.jsonl")) == 0
+
+
+def test_bad_outputs_are_scored_invalid_not_crashes(states: list, tmp_path: Path) -> None:
+    answers = ["", "not json", None, '{"rationale": 1, "action": {}}', "```json\n{\"rationale\": \"x\", "
+               '"action": {"type": "terminate"}}\n```']
+    metrics = evaluate(FixedAgent(answers), states[:10], tmp_path, progress=False)
+    records = lines_of(tmp_path / PREDICTIONS)
+    assert [r["valid"] for r in records] == [False, False, False, False, True] * 2
+    assert all(r["error"] for r in records if not r["valid"])
+    assert all(r["reward"]["total"] == 0.0 for r in records if not r["valid"])
+    assert metrics["invalid_rate"] == pytest.approx(0.8)
+    assert sum(row.get("invalid", 0) for row in metrics["confusion"].values()) == 8
+
+
+def test_agent_returning_wrong_count_is_an_error(states: list, tmp_path: Path) -> None:
+    class Short(BaseAgent):
+        def act_batch(self, observations: list) -> list:
+            return []
+
+    with pytest.raises(ValueError, match="0 answers for 3"):
+        evaluate(Short(), states[:3], tmp_path, batch_size=3, progress=False)
+
+
+def test_reward_config_is_used(states: list, tmp_path: Path) -> None:
+    oracle = OracleAgent.from_states(states)
+    binary = evaluate(oracle, states, tmp_path / "b", config={"action_reward": "binary"}, progress=False)
+    assert binary["reward"]["type"] == pytest.approx(binary["exact_match"])
+    hier = evaluate(oracle, states, tmp_path / "h", config=RewardConfig(), progress=False)
+    assert hier["reward"]["value"] > binary["reward"]["value"] == 0.0
+    with pytest.raises(ValueError, match="unknown reward config key"):
+        evaluate(oracle, states, tmp_path / "x", config={"dars": 1}, progress=False)
+
+
+def test_cli_runs_random_and_majority(sessions: list, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = tmp_path / "sessions.jsonl"
+    write_jsonl(sessions, data)
+    for spec in ("random", "majority", "heuristic", "oracle"):
+        out = tmp_path / spec
+        assert main(["--agent", spec, "--data", str(data), "--split", "all", "--out", str(out),
+                     "--context", "latest-step", "--limit", "20", "--no-progress"]) == 0
+        assert json.loads((out / METRICS).read_text())["n"] == 20
+    assert "| Model | Exact" in capsys.readouterr().out
+
+
+def test_cli_help_as_script_and_module() -> None:
+    for command in (["benchmarks/evaluate.py"], ["-m", "benchmarks.evaluate"]):
+        result = subprocess.run([sys.executable, *command, "--help"], cwd=ROOT, capture_output=True,
+                                text=True, timeout=120, check=True)
+        for flag in ("--agent", "--data", "--split", "--out", "--no-resume", "default: test"):
+            assert flag in result.stdout

@@ -1,0 +1,273 @@
+"""Export env states and SFT chats to the parquet files verl's trainers read.
+
+RL rows (one per (session, step) state, read by ``verl.utils.dataset.rl_dataset.RLHFDataset``):
+
+* ``data_source``: ``"shop_r1/<session source>"`` (verl groups validation metrics by it),
+* ``prompt``: the chat messages of :func:`shop_env.prompt.build_messages` (``data.prompt_key``),
+* ``ability``: ``"web_shopping"``,
+* ``reward_model``: ``{"style": "rule", "ground_truth": <gold action JSON>}``,
+* ``extra_info``: ``{"session_id", "step", "split", "index", "reward_config": {RewardConfig
+  fields}}``; :func:`training.verl_backend.reward.compute_score` reads the reward config there.
+
+SFT rows (read by verl's multi-turn SFT dataset, ``data.messages_key=messages``): ``messages``
+(a chat whose assistant turns carry the Shop-R1 response JSON), ``session_id``. Under
+``whole-session`` one row is a whole session (:func:`shop_env.prompt.session_chat`); under
+``latest-step`` one row per step (:func:`shop_env.prompt.step_chats`).
+
+CLI: ``python -m training.verl_backend.export --data synthetic:200 --out data/verl/``.
+Imports neither verl nor torch (pyarrow writes the files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shop_env.sessions import Session, select_split
+
+ABILITY = "web_shopping"
+DATA_SOURCE_PREFIX = "shop_r1/"
+RL_FILES = {"train": "train.parquet", "test": "test.parquet"}
+SFT_FILES = {"train": "sft_train.parquet", "test": "sft_test.parquet"}
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_dataset` wrote.
+
+    Attributes:
+        out_dir: the output folder.
+        rl: split -> RL parquet path.
+        sft: split -> SFT parquet path (empty when SFT export was off).
+        counts: ``"rl/train"``-style key -> rows written.
+    """
+
+    out_dir: Path
+    rl: dict[str, Path] = field(default_factory=dict)
+    sft: dict[str, Path] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line per file: path and row count."""
+        lines = [f"{path}  ({self.counts[f'rl/{split}']} RL rows)" for split, path in self.rl.items()]
+        lines += [f"{path}  ({self.counts[f'sft/{split}']} SFT rows)" for split, path in self.sft.items()]
+        return "\n".join(lines)
+
+
+def data_source_of(session: Session) -> str:
+    """The ``data_source`` tag of a session's rows: ``shop_r1/<source>``."""
+    return DATA_SOURCE_PREFIX + (session.source or "unknown")
+
+
+def rl_rows(
+    sessions: Sequence[Session],
+    *,
+    split: str,
+    reward_config: Mapping[str, Any],
+    context: str = "whole-session",
+    max_history: int | None = None,
+    tokenizer: Any = None,
+    max_prompt_tokens: int | None = None,
+    start_index: int = 0,
+) -> list[dict[str, Any]]:
+    """The RL rows of ``sessions``: one per (session, step) state, in state order.
+
+    Args:
+        sessions: the sessions of one split.
+        split: the split name recorded in ``extra_info``.
+        reward_config: every RewardConfig field (``RewardConfig.to_dict()``), stored per row.
+        context, max_history: as for :func:`shop_env.states.build_states`.
+        tokenizer, max_prompt_tokens: the prompt budget of :func:`shop_env.prompt.build_messages`.
+        start_index: ``extra_info.index`` of the first row.
+
+    Raises:
+        ValueError: bad context/max_history/budget (from the prompt and state builders).
+    """
+    from shop_env.prompt import build_messages
+    from shop_env.states import build_states
+
+    source_of = {s.session_id: data_source_of(s) for s in sessions}
+    config = dict(reward_config)
+    rows = []
+    for offset, state in enumerate(build_states(sessions, context=context, max_history=max_history)):
+        messages = build_messages(state.observation, context, tokenizer, max_prompt_tokens)
+        rows.append(
+            {
+                "data_source": source_of[state.session_id],
+                "prompt": [{"role": m["role"], "content": m["content"]} for m in messages],
+                "ability": ABILITY,
+                "reward_model": {"style": "rule", "ground_truth": state.gold.to_json()},
+                "extra_info": {
+                    "session_id": state.session_id,
+                    "step": state.step,
+                    "split": split,
+                    "index": start_index + offset,
+                    "reward_config": dict(config),
+                },
+            }
+        )
+    return rows
+
+
+def sft_rows(
+    sessions: Iterable[Session],
+    *,
+    context: str = "whole-session",
+    max_history: int | None = None,
+    tokenizer: Any = None,
+    max_prompt_tokens: int | None = None,
+) -> list[dict[str, Any]]:
+    """The SFT rows of ``sessions`` (``messages`` + ``session_id``); see the module docstring.
+
+    Raises:
+        ValueError: bad context/max_history/budget.
+    """
+    from shop_env.prompt import session_chat, step_chats
+
+    rows = []
+    for session in sessions:
+        if context == "whole-session":
+            chats = [session_chat(session, context, tokenizer, max_prompt_tokens)]
+        else:
+            chats = step_chats(session, context, tokenizer, max_prompt_tokens, max_history)
+        for chat in chats:
+            rows.append(
+                {
+                    "messages": [{"role": m["role"], "content": m["content"]} for m in chat],
+                    "session_id": session.session_id,
+                }
+            )
+    return rows
+
+
+def write_parquet(rows: list[dict[str, Any]], path: str | Path) -> int:
+    """Write ``rows`` (dicts of one shape) to a parquet file; returns the row count.
+
+    Raises:
+        ValueError: ``rows`` is empty (an empty file has no schema verl can read).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not rows:
+        raise ValueError(f"{path}: no rows to write (is the split empty?)")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(pa.Table.from_pylist(rows), tmp)
+    tmp.replace(path)  # readers never see a half-written file
+    return len(rows)
+
+
+def export_dataset(
+    data: str | Path | Sequence[Session],
+    out_dir: str | Path,
+    *,
+    reward_config: Mapping[str, Any] | None = None,
+    context: str = "whole-session",
+    max_history: int | None = None,
+    max_prompt_tokens: int | None = None,
+    tokenizer: Any = None,
+    test_fraction: float = 0.2,
+    splits: Sequence[str] = ("train", "test"),
+    sft: bool = True,
+    sft_max_tokens: int | None = None,
+) -> ExportResult:
+    """Load sessions, split them and write the RL (and SFT) parquet files of each split.
+
+    Args:
+        data: a ``shop_env.load_sessions`` source string/path, or the sessions themselves.
+        out_dir: folder for ``train.parquet``, ``test.parquet`` (+ ``sft_train.parquet``,
+            ``sft_test.parquet``).
+        reward_config: RewardConfig fields (only those that differ from the defaults need be
+            given); every field is stored per row.
+        context, max_history, max_prompt_tokens, tokenizer: prompt settings.
+        test_fraction: share of sessions in ``test`` (hash split of ``shop_env.sessions``).
+        splits: which splits to write.
+        sft: also write the SFT chats.
+        sft_max_tokens: token budget of one SFT chat (default: ``max_prompt_tokens``).
+
+    Returns:
+        An :class:`ExportResult`.
+
+    Raises:
+        ValueError: unknown reward key, bad prompt settings, an unknown or empty split.
+        FileNotFoundError: a source path that does not exist.
+    """
+    from rewards import RewardConfig
+    from shop_env.datasets import load_sessions
+
+    full_config = RewardConfig.from_dict(dict(reward_config or {})).to_dict()
+    sessions = load_sessions(list(data) if not isinstance(data, (str, Path)) else data)
+    out = Path(out_dir)
+    result = ExportResult(out_dir=out)
+    for split in splits:
+        part = select_split(sessions, split, test_fraction)
+        rows = rl_rows(
+            part, split=split, reward_config=full_config, context=context, max_history=max_history,
+            tokenizer=tokenizer, max_prompt_tokens=max_prompt_tokens,
+        )
+        result.rl[split] = out / RL_FILES.get(split, f"{split}.parquet")
+        result.counts[f"rl/{split}"] = write_parquet(rows, result.rl[split])
+        if sft:
+            chats = sft_rows(
+                part, context=context, max_history=max_history, tokenizer=tokenizer,
+                max_prompt_tokens=sft_max_tokens if sft_max_tokens is not None else max_prompt_tokens,
+            )
+            result.sft[split] = out / SFT_FILES.get(split, f"sft_{split}.parquet")
+            result.counts[f"sft/{split}"] = write_parquet(chats, result.sft[split])
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI: export a data source to verl parquet files. Returns the exit code."""
+    parser = argparse.ArgumentParser(
+        prog="python -m training.verl_backend.export",
+        description="Export Shop-R1 env states (GRPO) and session chats (SFT) to verl parquet files.",
+    )
+    parser.add_argument("--data", default=None, help="session source (default: the preset's data.sessions)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--config", default=None, help="training preset whose data/reward settings to use")
+    parser.add_argument("--context", choices=("whole-session", "latest-step"), default=None)
+    parser.add_argument("--max-history", type=int, default=None)
+    parser.add_argument("--max-prompt-tokens", type=int, default=None)
+    parser.add_argument("--tokenizer", default=None, help="local tokenizer folder for the token budget")
+    parser.add_argument("--no-sft", action="store_true", help="skip the SFT chat files")
+    args = parser.parse_args(argv)
+
+    data, context, max_history, budget, reward, test_fraction = (
+        "synthetic:200?seed=0", "whole-session", None, None, {}, 0.2,
+    )
+    if args.config:
+        from training.config import load_config
+
+        cfg = load_config(args.config)
+        data, context, max_history = cfg.data.sessions, cfg.data.context, cfg.data.max_history
+        budget, reward, test_fraction = cfg.data.max_prompt_tokens, dict(cfg.reward), cfg.data.test_fraction
+    data = args.data or data
+    context = args.context or context
+    max_history = args.max_history if args.max_history is not None else max_history
+    budget = args.max_prompt_tokens if args.max_prompt_tokens is not None else budget
+    tokenizer = None
+    if args.tokenizer:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    try:
+        result = export_dataset(
+            data, args.out, reward_config=reward, context=context, max_history=max_history,
+            max_prompt_tokens=budget, tokenizer=tokenizer, test_fraction=test_fraction, sft=not args.no_sft,
+        )
+    except (ValueError, FileNotFoundError) as err:
+        print(f"export failed: {err}", file=sys.stderr)
+        return 2
+    print(result.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,274 @@
+"""Launch a Shop-R1 run on verl: export data, optional SFT cold start, then GRPO.
+
+``training/grpo.py --backend verl`` calls :func:`run`. One node: ``torchrun ... -m
+verl.trainer.sft_trainer`` for SFT, then ``python -m training.verl_backend.entry`` (verl's PPO
+main with the Shop-R1 trainer), which starts its own local Ray. With ``ray_address`` both
+stages are submitted to a running Ray cluster with ``ray job submit`` (SFT through
+``verl.trainer.sft_trainer_ray``); every node then needs this package installed and the run
+folder on a shared filesystem (docs/verl.md).
+
+``dry_run=True`` prints the resolved reward config and the exact commands and returns 0; it
+needs neither verl nor a GPU and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from training.verl_backend.overrides import DataFiles, grpo_overrides, sft_overrides
+
+#: Model specs that name a model this project builds locally rather than a path or hub id.
+LOCAL_SPECS = ("tiny", "smollm2-135m")
+SFT_PLACEHOLDER = "global_step_<last>"
+
+
+class LaunchError(ValueError):
+    """A run that cannot be launched as configured (the message says why and what to do)."""
+
+
+@dataclass
+class LaunchPlan:
+    """Everything a verl run executes, in order.
+
+    Attributes:
+        run_dir: ``<out_root>/<name>/verl``.
+        files: the exported parquet files (under ``run_dir/data``).
+        base_model: the model SFT (or GRPO, without SFT) starts from.
+        grpo_model: the model GRPO starts from (the SFT export when SFT is on).
+        reward_config: every RewardConfig field of the run.
+        sft_command: argv of the SFT stage, or None.
+        grpo_command: argv of the GRPO stage.
+    """
+
+    run_dir: Path
+    files: DataFiles
+    base_model: str
+    grpo_model: str
+    reward_config: dict[str, Any]
+    sft_command: list[str] | None
+    grpo_command: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        """The plan as text: reward config, files, then each command (shell-quoted, one arg per line)."""
+        lines = [f"# verl launch plan (run folder: {self.run_dir})"]
+        lines.append("# reward config (RewardConfig, passed as reward_kwargs and in each row's extra_info):")
+        lines += [f"#   {k}: {v}" for k, v in self.reward_config.items()]
+        lines.append(f"# data: {self.files.train}, {self.files.test} (+ sft_*.parquet)")
+        lines += [f"# note: {note}" for note in self.notes]
+        if self.sft_command:
+            lines += ["", "# 1. SFT cold start", _shell(self.sft_command)]
+        lines += ["", f"# {2 if self.sft_command else 1}. GRPO (model: {self.grpo_model})", _shell(self.grpo_command)]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (written to ``run_dir/launch.json``)."""
+        out = asdict(self)
+        out["run_dir"] = str(self.run_dir)
+        out["files"] = {k: str(v) for k, v in asdict(self.files).items()}
+        return out
+
+
+def _shell(argv: list[str]) -> str:
+    """Shell-quoted command: the program and its options on one line, then one override a line."""
+    split = next((i for i, a in enumerate(argv) if "=" in a and not a.startswith("-")), len(argv))
+    return " \\\n    ".join([shlex.join(argv[:split])] + [shlex.quote(a) for a in argv[split:]])
+
+
+def build_plan(
+    config: Any,
+    *,
+    nnodes: int = 1,
+    n_gpus_per_node: int = 1,
+    ray_address: str | None = None,
+    out_root: str | Path = "runs",
+    python: str | None = None,
+) -> LaunchPlan:
+    """Resolve a :class:`training.config.TrainConfig` into a :class:`LaunchPlan` (no side effects).
+
+    Raises:
+        LaunchError: GRPO disabled, several nodes without a Ray address, a bad cluster shape,
+            or a reward setting the verl backend cannot honour (``kl_u_p`` self-certainty).
+        ValueError: an invalid reward config (names the key).
+    """
+    from rewards import RewardConfig
+    from training.verl_backend.certainty import UnsupportedVariantError, check_variant
+
+    if nnodes < 1 or n_gpus_per_node < 1:
+        raise LaunchError(f"nnodes and n_gpus_per_node must be >= 1, got {nnodes} and {n_gpus_per_node}")
+    if nnodes > 1 and not ray_address:
+        raise LaunchError(
+            f"{nnodes} nodes need a running Ray cluster: start one (ray start --head on one node, "
+            "ray start --address=<head>:6379 on the others) and pass --ray-address http://<head>:8265"
+        )
+    if not config.grpo.enabled:
+        raise LaunchError("the verl backend runs GRPO; this config has grpo.enabled=false")
+    reward = RewardConfig.from_dict(dict(config.reward))
+    if reward.use_self_certainty and reward.self_certainty_alpha > 0:
+        try:
+            check_variant(reward.self_certainty_variant)
+        except UnsupportedVariantError as err:
+            raise LaunchError(str(err)) from None
+    py = python or sys.executable
+    run_dir = (Path(out_root) / config.name / "verl").expanduser().resolve()
+    files = DataFiles.under(run_dir / "data")
+    base_model = _model_path(config.model, run_dir)
+    notes = []
+    if config.model in LOCAL_SPECS:
+        notes.append(f"model {config.model!r} is built locally and saved to {base_model} before training")
+    sft_command = None
+    grpo_model = base_model
+    if config.sft.enabled:
+        sft_args = sft_overrides(
+            config, model_path=base_model, files=files, out_dir=run_dir, nnodes=nnodes,
+            n_gpus_per_node=n_gpus_per_node,
+        )
+        if ray_address:
+            sft_command = _ray_submit(ray_address, [py, "-m", "verl.trainer.sft_trainer_ray", *sft_args])
+        else:
+            sft_command = [
+                "torchrun", "--standalone", "--nnodes=1", f"--nproc_per_node={n_gpus_per_node}",
+                "-m", "verl.trainer.sft_trainer", *sft_args,
+            ]
+        grpo_model = str(run_dir / "sft" / SFT_PLACEHOLDER / "huggingface")
+        notes.append(f"GRPO starts from the SFT checkpoint; {SFT_PLACEHOLDER} is resolved after SFT")
+    grpo_args = grpo_overrides(
+        config, model_path=grpo_model, files=files, out_dir=run_dir, nnodes=nnodes,
+        n_gpus_per_node=n_gpus_per_node, reward_config=reward.to_dict(),
+    )
+    grpo_command = [py, "-m", "training.verl_backend.entry", *grpo_args]
+    if ray_address:
+        grpo_command = _ray_submit(ray_address, grpo_command)
+    return LaunchPlan(
+        run_dir=run_dir, files=files, base_model=base_model, grpo_model=grpo_model,
+        reward_config=reward.to_dict(), sft_command=sft_command, grpo_command=grpo_command, notes=notes,
+    )
+
+
+def _ray_submit(address: str, entrypoint: list[str]) -> list[str]:
+    head = ["ray", "job", "submit"]
+    if address != "auto":  # "auto": ray's default (RAY_ADDRESS or the local dashboard)
+        head += ["--address", address]
+    return [*head, "--", *entrypoint]
+
+
+def _model_path(spec: str, run_dir: Path) -> str:
+    if spec in LOCAL_SPECS:
+        return str(run_dir / "base-model")
+    path = Path(spec).expanduser()
+    return str(path.resolve()) if path.exists() else spec
+
+
+def latest_sft_export(sft_dir: str | Path) -> Path:
+    """The HF model folder of the last SFT checkpoint under ``sft_dir``.
+
+    Raises:
+        LaunchError: no checkpoint with a ``huggingface`` folder was found.
+    """
+    root = Path(sft_dir)
+    candidates = []
+    for step_dir in root.glob("global_step_*"):
+        suffix = step_dir.name.rsplit("_", 1)[-1]
+        if suffix.isdigit() and (step_dir / "huggingface").is_dir():
+            candidates.append((int(suffix), step_dir / "huggingface"))
+    if not candidates:
+        raise LaunchError(f"no SFT checkpoint with a huggingface/ export under {root}")
+    return max(candidates)[1]
+
+
+def prepare(plan: LaunchPlan, config: Any) -> None:
+    """Side effects before training: build a local base model, export the parquet files.
+
+    Raises:
+        ValueError, FileNotFoundError: from the export (bad data source or settings).
+    """
+    from training.verl_backend.export import export_dataset
+
+    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = None
+    if config.model in LOCAL_SPECS:
+        from training.models import load_model
+
+        model, tokenizer = load_model(config.model, out_dir=plan.run_dir)
+        model.save_pretrained(plan.base_model)
+        tokenizer.save_pretrained(plan.base_model)
+    else:
+        try:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(plan.base_model)
+        except (ImportError, OSError, ValueError) as err:  # budget falls back to the chars/4 estimate
+            print(f"[verl] tokenizer of {plan.base_model} not loaded ({err}); prompt budget estimated", flush=True)
+    result = export_dataset(
+        config.data.sessions, plan.files.train.parent, reward_config=plan.reward_config,
+        context=config.data.context, max_history=config.data.max_history,
+        max_prompt_tokens=config.data.max_prompt_tokens, tokenizer=tokenizer,
+        test_fraction=config.data.test_fraction, sft=config.sft.enabled,
+        sft_max_tokens=config.sft.max_seq_tokens,
+    )
+    print(result.summary(), flush=True)
+    (plan.run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+    (plan.run_dir / "launch.json").write_text(json.dumps(plan.to_dict(), indent=2), encoding="utf-8")
+
+
+def run(
+    config: Any,
+    *,
+    dry_run: bool,
+    nnodes: int = 1,
+    n_gpus_per_node: int = 1,
+    ray_address: str | None = None,
+    out_root: str | Path = "runs",
+) -> int:
+    """Run (or, with ``dry_run``, print) a Shop-R1 verl run; returns a process exit status.
+
+    Args:
+        config: the resolved :class:`training.config.TrainConfig`.
+        dry_run: print the plan and return 0 without exporting or running anything.
+        nnodes, n_gpus_per_node: the cluster shape.
+        ray_address: a running Ray cluster's dashboard address (``http://<head>:8265``); None
+            runs on this node.
+        out_root: folder of run folders (the run writes ``<out_root>/<name>/verl``).
+
+    Returns:
+        0 on success, 2 for a configuration that cannot be launched, else the failing
+        stage's exit status.
+    """
+    try:
+        plan = build_plan(
+            config, nnodes=nnodes, n_gpus_per_node=n_gpus_per_node, ray_address=ray_address, out_root=out_root
+        )
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(plan.render(), flush=True)
+    if dry_run:
+        return 0
+    try:
+        prepare(plan, config)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: data export failed: {err}", file=sys.stderr)
+        return 2
+    if plan.sft_command:
+        code = subprocess.run(plan.sft_command, check=False).returncode
+        if code:
+            print(f"error: SFT stage exited with {code}", file=sys.stderr)
+            return code
+        try:
+            sft_model = str(latest_sft_export(plan.run_dir / "sft"))
+        except LaunchError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        plan.grpo_command = [a.replace(plan.grpo_model, sft_model) for a in plan.grpo_command]
+        plan.grpo_model = sft_model
+        print(f"[verl] GRPO starts from {sft_model}", flush=True)
+    code = subprocess.run(plan.grpo_command, check=False).returncode
+    if code:
+        print(f"error: GRPO stage exited with {code}", file=sys.stderr)
+    return code

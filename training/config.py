@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import types
 import typing
@@ -311,6 +312,14 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             return float(value)
         if kind is str and isinstance(value, str):
             return value
+        if kind is float and isinstance(value, str):
+            # PyYAML (YAML 1.1) reads 1e-4 as a string; users mean a number.
+            try:
+                number = float(value)
+            except ValueError:
+                continue
+            if math.isfinite(number):
+                return number
     names = " or ".join("null" if k is type(None) else k.__name__ for k in allowed)
     raise ConfigError(f"config key {where!r} must be {names}, got {value!r}")
 

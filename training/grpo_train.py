@@ -139,6 +139,8 @@ def grpo_args(config: TrainConfig, out_dir: Path, *, progress: bool = True) -> A
         bf16=bool(cuda and torch.cuda.is_bf16_supported()),
         disable_tqdm=not progress,
         dataloader_num_workers=0,
+        gradient_checkpointing=False,  # recomputation only pays off for big models on GPU
+        log_completions=False,
     )
 
 
@@ -174,7 +176,8 @@ def run_grpo(
     out.mkdir(parents=True, exist_ok=True)
     # The trainer builds its frozen KL reference from the policy's name_or_path, so the
     # policy must exist on disk: save the starting weights when they do not.
-    if config.grpo.kl_beta and not Path(str(getattr(model.config, "_name_or_path", "") or "")).is_dir():
+    source = str(getattr(model.config, "_name_or_path", "") or "")
+    if config.grpo.kl_beta and not (source and Path(source).is_dir()):
         init_dir = out / "init"
         model.save_pretrained(init_dir)
         tokenizer.save_pretrained(init_dir)

@@ -1,0 +1,196 @@
+"""GRPO: the TRL reward function equals rewards.score, self-certainty covers only rationale
+tokens and comes from the policy, a two-step run on the tiny model works on CPU, and an
+interrupted run resumes without losing or duplicating steps."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("trl")
+
+from rewards import RewardConfig, score  # noqa: E402
+from shop_env.actions import Action  # noqa: E402
+from shop_env.sessions import Session, Step  # noqa: E402
+from shop_env.states import build_states  # noqa: E402
+from training.config import load_config  # noqa: E402
+from training.grpo_reward import (  # noqa: E402
+    ShopR1Reward,
+    prompt_token_ids,
+    rationale_mask,
+    token_char_offsets,
+)
+from training.grpo_train import last_checkpoint, read_metrics, run_grpo  # noqa: E402
+
+PAGE = ('<html><body><section name="search"><input name="search.query"/>'
+        '<button name="search.go">Go</button></section><section name="results">'
+        '<a name="results.alpine_tent.view">Alpine 2 person tent $129</a>'
+        '<a name="results.trail_pack.view">Trail pack 40L $89</a></section></body></html>')
+
+
+def _sessions(n: int = 6) -> list[Session]:
+    """Small hand-written sessions: search, click a product, leave."""
+    out = []
+    for i in range(n):
+        steps = [
+            Step("https://shop.example/", PAGE, Action("type_and_submit", "search.query", "tent" if i % 2 else "backpack"),
+                 "I want to find a tent for my trip."),
+            Step("https://shop.example/s?k=tent", PAGE, Action("click", "results.alpine_tent.view"),
+                 "The alpine tent looks light and cheap, I want a closer look."),
+            Step("https://shop.example/p/1", PAGE, Action("terminate"), "I have seen enough for today."),
+        ]
+        out.append(Session(f"s-{i:03d}", steps, source="test"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from training.models import load_model
+
+    model, tokenizer = load_model("tiny", sessions=_sessions(), out_dir=tmp_path_factory.mktemp("tiny"))
+    return model, tokenizer
+
+
+COMPLETIONS = [
+    '{"rationale": "I want a closer look at the tent.", "action": {"type": "click", "name": "results.alpine_tent.view"}}',
+    '{"rationale": "Search it.", "action": {"type": "type_and_submit", "name": "search.query", "text": "tent"}}',
+    '```json\n{"rationale": "Done.", "action": {"type": "terminate"}}\n```',
+    'not json at all',
+    '{"rationale": 3, "action": {"type": "click"}}',
+    '{"rationale": "", "action": {"type": "click", "name": "results.trail_pack.view"}}',
+]
+GOLDS = [Action("click", "results.alpine_tent.view"), Action("type_and_submit", "search.query", "tents"),
+         Action("terminate"), Action("click", "x"), Action("click", "x"), Action("click", "results.alpine_tent.view")]
+
+
+@pytest.mark.parametrize("preset", ["tiny-cpu", "ablation-binary", "ablation-no-format", "ablation-no-dars"])
+def test_reward_function_equals_rewards_score_without_policy(preset):
+    config = load_config(preset).reward_config()
+    fn = ShopR1Reward(config)
+    logged: dict[str, float] = {}
+    got = fn(prompts=[[{"role": "user", "content": "p"}]] * len(COMPLETIONS),
+             completions=[[{"role": "assistant", "content": c}] for c in COMPLETIONS],
+             gold_action=[g.to_json() for g in GOLDS], log_metric=logged.__setitem__)
+    want = [score(c, g, config).total for c, g in zip(COMPLETIONS, GOLDS, strict=True)]
+    assert got == pytest.approx(want, abs=1e-9)
+    assert fn.errors == 0
+    for key in ("reward/format", "reward/type", "reward/attribute", "reward/value", "reward/self_certainty",
+                "reward/total", "exact_match/click", "exact_match/terminate", "exact_match/type_and_submit"):
+        assert key in logged
+    assert logged["exact_match/terminate"] == 1.0
+
+
+def test_a_faulty_sample_scores_zero_and_the_rest_are_scored():
+    config = RewardConfig()
+    fn = ShopR1Reward(config)
+    golds = [GOLDS[0].to_json(), "{not json", json.dumps({"type": "fly"})]
+    got = fn(prompts=["p"] * 3, completions=[COMPLETIONS[0]] * 3, gold_action=golds)
+    assert got[1:] == [0.0, 0.0] and fn.errors == 2
+    assert got[0] == pytest.approx(score(COMPLETIONS[0], GOLDS[0], config).total)
+
+
+def test_token_offsets_tile_the_decoded_text(tiny):
+    _, tokenizer = tiny
+    ids = tokenizer(COMPLETIONS[0], add_special_tokens=False)["input_ids"]
+    text, offsets = token_char_offsets(tokenizer, ids)
+    assert text == COMPLETIONS[0]
+    assert offsets[0][0] == 0 and offsets[-1][1] == len(text)
+    assert all(a[1] == b[0] for a, b in zip(offsets, offsets[1:], strict=False))
+
+
+def _naive_certainty(model, tokenizer, prompt, completion_ids, keep):
+    """log V - H(p) averaged over the kept completion positions (one plain forward)."""
+    ids = prompt_token_ids(tokenizer, prompt) + list(completion_ids)
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids])).logits[0].double()
+    logits = logits[len(ids) - len(completion_ids) - 1: len(ids) - 1]
+    logp = torch.log_softmax(logits, -1)
+    per_token = math.log(logits.shape[-1]) + (logp.exp() * logp).sum(-1)
+    chosen = [per_token[i].item() for i, k in enumerate(keep) if k]
+    return sum(chosen) / len(chosen) if chosen else 0.0, per_token.mean().item()
+
+
+def test_self_certainty_is_from_the_policy_over_rationale_tokens_only(tiny):
+    model, tokenizer = tiny
+    prompt = [{"role": "user", "content": "What next?"}]
+    config = RewardConfig()
+    fn = ShopR1Reward(config, tokenizer, model=model, chunk_size=3)
+    completion_ids = [tokenizer(c, add_special_tokens=False)["input_ids"] for c in COMPLETIONS[:3]]
+    got = fn(prompts=[prompt] * 3, completions=COMPLETIONS[:3], completion_ids=completion_ids,
+             gold_action=[g.to_json() for g in GOLDS[:3]])
+    for text, ids, gold, total in zip(COMPLETIONS[:3], completion_ids, GOLDS[:3], got, strict=True):
+        decoded, offsets = token_char_offsets(tokenizer, ids)
+        start = decoded.index('"rationale": "') + len('"rationale": "')
+        end = decoded.index('"', start)
+        keep = [a < end and b > start for a, b in offsets]
+        assert keep == rationale_mask(tokenizer, ids)
+        assert 0 < sum(keep) < len(ids)
+        naive, whole = _naive_certainty(model, tokenizer, prompt, ids, keep)
+        assert naive != pytest.approx(whole, abs=1e-6)  # restricting the tokens matters
+        assert total == pytest.approx(score(text, gold, config, self_certainty=naive).total, abs=1e-5)
+    breakdowns = fn.last_breakdowns
+    assert all(b.self_certainty != 0 for b in breakdowns)
+
+
+def test_switching_self_certainty_off_skips_the_policy(tiny):
+    model, tokenizer = tiny
+    config = RewardConfig.from_dict({"use_self_certainty": False})
+    fn = ShopR1Reward(config, tokenizer, model=model)
+    assert not fn.uses_self_certainty
+    ids = [tokenizer(COMPLETIONS[0], add_special_tokens=False)["input_ids"]]
+    got = fn(prompts=["p"], completions=COMPLETIONS[:1], completion_ids=ids, gold_action=[GOLDS[0].to_json()])
+    assert got == [pytest.approx(score(COMPLETIONS[0], GOLDS[0], config).total)]
+
+
+def _tiny_config(steps: int, save_steps: int = 1):
+    return load_config("tiny-cpu", [f"grpo.steps={steps}", "grpo.num_generations=2", "grpo.batch_size=2",
+                                    "grpo.max_completion_tokens=12", f"grpo.save_steps={save_steps}",
+                                    "grpo.learning_rate=1e-4", "data.max_prompt_tokens=256"])
+
+
+def _states():
+    return build_states(_sessions(), context="latest-step")
+
+
+def test_two_step_grpo_smoke_run_on_cpu(tiny, tmp_path):
+    from training.models import load_model
+
+    model, tokenizer = load_model("tiny", sessions=_sessions(), out_dir=tmp_path / "m")
+    final = run_grpo(_tiny_config(2, save_steps=2), model, tokenizer, _states(), tmp_path / "grpo", progress=False)
+    assert (final / "config.json").is_file()
+    records = read_metrics(tmp_path / "grpo" / "metrics.jsonl")
+    assert [r["step"] for r in records] == [1, 2]
+    for key in ("reward/total", "reward/format", "reward/type", "reward/attribute", "reward/value",
+                "reward/self_certainty", "kl", "loss"):
+        assert all(key in r for r in records), key
+    assert any(k.startswith("exact_match/") for k in records[0])
+
+
+def test_interrupted_grpo_resumes_from_last_checkpoint(tiny, tmp_path):
+    from transformers import TrainerCallback
+
+    from training.models import load_model
+
+    class Interrupt(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.global_step == 2:
+                raise KeyboardInterrupt  # as if the user pressed Ctrl-C after step 2 was logged
+
+    out = tmp_path / "grpo"
+    model, tokenizer = load_model("tiny", sessions=_sessions(), out_dir=tmp_path / "m")
+    with pytest.raises(KeyboardInterrupt):
+        run_grpo(_tiny_config(3), model, tokenizer, _states(), out, progress=False, callbacks=[Interrupt()])
+    assert last_checkpoint(out).name == "checkpoint-1"
+    assert [r["step"] for r in read_metrics(out / "metrics.jsonl")] == [1, 2]
+    before = read_metrics(out / "metrics.jsonl")[0]
+
+    model, tokenizer = load_model("tiny", sessions=_sessions(), out_dir=tmp_path / "m")
+    run_grpo(_tiny_config(3), model, tokenizer, _states(), out, resume=True, progress=False)
+    records = read_metrics(out / "metrics.jsonl")
+    assert [r["step"] for r in records] == [1, 2, 3]
+    assert records[0] == before
+    state = json.loads((last_checkpoint(out) / "trainer_state.json").read_text())
+    assert state["global_step"] == 3

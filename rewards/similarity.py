@@ -2,15 +2,19 @@
 
 ``rouge_score`` fills an O(n*m) Python table, which hangs on long model outputs. This
 module keeps its tokenizer (lowercase, then maximal runs of ``[a-z0-9]``) and its
-F-measure arithmetic bit for bit, and computes the LCS length with the bit-parallel
-algorithm of Hyyrö (2004) on Python ints: one big-int step per token of the shorter
-sequence, in column blocks so that memory stays bounded on megabyte inputs.
+F-measure arithmetic bit for bit, and computes the LCS length exactly with whichever of
+two algorithms is cheaper for the pair: the bit-parallel algorithm of Hyyrö (2004) on
+Python ints (one big-int step per token of the shorter sequence, in column blocks so
+that memory stays bounded), or Hunt-Szymanski (one bisect per matching token pair) when
+matches are rare. Both are far from rouge_score's O(n*m) Python table on long inputs.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_left
+from collections import Counter
 from functools import lru_cache
 
 # rouge_score: lower(); replace [^a-z0-9]+ by " "; split on \s+; keep ^[a-z0-9]+$ tokens.
@@ -100,13 +104,56 @@ def lcs_length(x: tuple[str, ...] | list[str], y: tuple[str, ...] | list[str]) -
     # Bits run along the longer sequence, the Python loop along the shorter one.
     if len(x) < len(y):
         x, y = y, x
-    shared = set(y)
-    if shared.isdisjoint(x):
+    count_x, count_y = Counter(x), Counter(y)
+    shared = count_y.keys() & count_x.keys()
+    if not shared:
         return common
+    # Pick the cheaper exact algorithm. Rough costs in Python steps: the bit-parallel one
+    # makes len(y) steps per column block, each over len(x)/64 machine words; the sparse
+    # one makes one bisect per matching (i, j) pair. Large vocabularies (few matches)
+    # favour sparse, small ones (many matches) bit-parallel.
+    matches = sum(count_x[t] * count_y[t] for t in shared)
+    blocks = -(-len(x) // _block_bits(len(x), len(shared)))
+    if matches + len(x) < len(y) * (blocks + len(x) / 512):
+        return common + _sparse_lcs(x, y, shared)
     return common + _bit_parallel_lcs(x, y, shared)
 
 
-def _bit_parallel_lcs(bits_seq, loop_seq, shared: set) -> int:
+def _block_bits(n_bits: int, n_shared: int) -> int:
+    """Widest column block whose mask table fits MASK_BUDGET_BYTES (at least 64 bits)."""
+    budget_bits = MASK_BUDGET_BYTES * 8
+    width = max(math.isqrt(budget_bits), budget_bits // max(n_shared, 1))
+    return max(64, min(n_bits, width))
+
+
+def _sparse_lcs(x, y, shared) -> int:
+    """Hunt-Szymanski LCS: O((matches + n) log n) time, O(n) memory.
+
+    ``tails[k]`` is the smallest x-index that ends a common subsequence of length k+1;
+    each y token updates it with its matching x-indices in decreasing order (so one y
+    token is never used twice).
+    """
+    where: dict[str, list[int]] = {}
+    for i, token in enumerate(x):
+        if token in shared:
+            where.setdefault(token, []).append(i)
+    for positions in where.values():
+        positions.reverse()
+    tails: list[int] = []
+    for token in y:
+        positions = where.get(token)
+        if positions is None:
+            continue
+        for i in positions:
+            k = bisect_left(tails, i)
+            if k == len(tails):
+                tails.append(i)
+            else:
+                tails[k] = i
+    return len(tails)
+
+
+def _bit_parallel_lcs(bits_seq, loop_seq, shared) -> int:
     """Hyyrö's bit-vector LCS, one column block of ``bits_seq`` at a time.
 
     For each block, V starts all ones; per token c of ``loop_seq``:
@@ -115,9 +162,7 @@ def _bit_parallel_lcs(bits_seq, loop_seq, shared: set) -> int:
     LCS = number of zero bits of the final V over all blocks.
     """
     n_bits = len(bits_seq)
-    budget_bits = MASK_BUDGET_BYTES * 8
-    block_bits = max(math.isqrt(budget_bits), budget_bits // len(shared))
-    block_bits = max(64, min(n_bits, block_bits))
+    block_bits = _block_bits(n_bits, len(shared))
     carries: bytearray | None = None
     zeros = 0
     for block_start in range(0, n_bits, block_bits):
@@ -157,7 +202,7 @@ def _bit_parallel_lcs(bits_seq, loop_seq, shared: set) -> int:
     return zeros
 
 
-def _match_masks(block, shared: set) -> dict[str, int]:
+def _match_masks(block, shared) -> dict[str, int]:
     """token -> int with bit i set where ``block[i] == token`` (only tokens in ``shared``)."""
     positions: dict[str, list[int]] = {}
     for i, token in enumerate(block):

@@ -20,6 +20,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -313,7 +314,8 @@ def _prepare_tokenizer(tokenizer: Any, model: Any) -> Any:
     # ChatML templates (SmolLM2, Qwen) are swapped for ours: same rendering for a
     # conversation that starts with a system message (ours always do), plus the
     # generation markers TRL's assistant_only_loss needs.
-    if IM_START in template and "generation" not in template and IM_START in tokenizer.get_vocab():
+    has_markers = re.search(r"\{%-?\s*generation\s*-?%\}", template) is not None
+    if IM_START in template and not has_markers and IM_START in tokenizer.get_vocab():
         tokenizer.chat_template = CHATML_TEMPLATE
         if IM_END in tokenizer.get_vocab():
             tokenizer.eos_token = IM_END

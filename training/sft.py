@@ -1,0 +1,338 @@
+"""Cold-start SFT (DESIGN §10): sessions -> chats -> TRL ``SFTTrainer`` with assistant-only loss.
+
+* :class:`SFTSettings` — the knobs, with presets ``tiny`` (CPU) and ``paper`` (4 epochs at
+  lr 2e-5).
+* :func:`build_sft_dataset` — a ``datasets.Dataset`` with one ``messages`` chat per example:
+  ``whole-session`` gives one multi-turn chat per session (user: page, assistant: response
+  JSON, :func:`shop_env.prompt.session_chat`); ``latest-step`` gives one chat per step with
+  the same prompt GRPO and evaluation use (:func:`shop_env.prompt.step_chats`). Every chat
+  fits ``max_seq_tokens``: the oldest pages are dropped first (their assistant turns stay),
+  then the last page is cut; a session whose assistant turns alone exceed the budget is
+  split into consecutive parts.
+* :func:`run_sft` — trains with loss on assistant turns only, checkpoints in ``out_dir``,
+  resumes from the last checkpoint, logs the loss per step to ``out_dir/metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from shop_env.sessions import Session
+
+log = logging.getLogger(__name__)
+
+#: The final model directory inside ``out_dir``.
+FINAL_DIR = "final"
+#: The per-step metrics file inside ``out_dir``.
+METRICS_FILE = "metrics.jsonl"
+# Room left for the chat template's end tokens when a per-step prompt budget is derived.
+_TEMPLATE_MARGIN = 16
+
+
+@dataclass
+class SFTSettings:
+    """Settings of one SFT run.
+
+    Attributes:
+        epochs: passes over the data (fractions allowed).
+        learning_rate: peak learning rate (AdamW).
+        batch_size: examples per device per step.
+        grad_accum: gradient accumulation steps (effective batch = batch_size * grad_accum).
+        max_seq_tokens: every training chat is fitted to this many tokens.
+        context: ``"whole-session"`` (one multi-turn chat per session) or ``"latest-step"``
+            (one chat per step, as GRPO/evaluation prompts).
+        max_history: past steps kept in ``latest-step`` prompts (None: all).
+        max_prompt_tokens: prompt budget of ``latest-step`` chats (None: derived from
+            ``max_seq_tokens``); not used by ``whole-session`` chats.
+        warmup_ratio: fraction of steps of linear warm-up.
+        lr_scheduler: a ``transformers`` scheduler name.
+        weight_decay: AdamW weight decay.
+        max_grad_norm: gradient clipping.
+        max_steps: stop after this many optimizer steps (-1: run ``epochs``).
+        logging_steps: log every N steps.
+        save_steps: checkpoint every N steps (and at the end).
+        save_total_limit: checkpoints kept.
+        seed: data order and dropout seed.
+        gradient_checkpointing: trade compute for memory (off for small models).
+        rationales: writer for steps without a rationale (``"template"`` or ``"openai:MODEL@URL"``).
+    """
+
+    epochs: float = 1.0
+    learning_rate: float = 2e-5
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_seq_tokens: int = 2048
+    context: str = "whole-session"
+    max_history: int | None = None
+    max_prompt_tokens: int | None = None
+    warmup_ratio: float = 0.05
+    lr_scheduler: str = "cosine"
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    max_steps: int = -1
+    logging_steps: int = 1
+    save_steps: int = 50
+    save_total_limit: int = 2
+    seed: int = 0
+    gradient_checkpointing: bool = False
+    rationales: str = "template"
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> SFTSettings:
+        """Return the preset ``name`` (``tiny`` or ``paper``) with ``overrides`` applied.
+
+        Raises:
+            ValueError: an unknown preset or override key.
+        """
+        if name not in SFT_PRESETS:
+            raise ValueError(f"unknown SFT preset {name!r}: expected one of {', '.join(SFT_PRESETS)}")
+        return cls.from_dict({**SFT_PRESETS[name], **overrides})
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SFTSettings:
+        """Build settings from a dict of field values.
+
+        Raises:
+            ValueError: a key that is not a field (named in the message).
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown SFT setting(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the settings as plain data."""
+        return dataclasses.asdict(self)
+
+
+#: Presets: ``tiny`` trains the random-init CPU model from scratch (high lr, a few epochs);
+#: ``paper`` is the paper's cold start (4 epochs at 2e-5).
+SFT_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {"epochs": 3.0, "learning_rate": 3e-3, "batch_size": 4, "max_seq_tokens": 2048,
+             "warmup_ratio": 0.05, "weight_decay": 0.01, "save_steps": 100},
+    "paper": {"epochs": 4.0, "learning_rate": 2e-5, "batch_size": 8, "grad_accum": 8, "max_seq_tokens": 8192,
+              "warmup_ratio": 0.03, "gradient_checkpointing": True, "save_steps": 200},
+}
+
+
+def build_sft_dataset(sessions: Sequence[Session], tokenizer: Any, settings: SFTSettings) -> Any:
+    """Turn sessions into a ``datasets.Dataset`` of chats fitted to ``settings.max_seq_tokens``.
+
+    Steps without a rationale get one from ``settings.rationales`` first.
+
+    Args:
+        sessions: the training sessions.
+        tokenizer: a tokenizer with a chat template (counts tokens).
+        settings: uses ``context``, ``max_seq_tokens``, ``max_prompt_tokens``,
+            ``max_history`` and ``rationales``.
+
+    Returns:
+        A ``datasets.Dataset`` with one column, ``messages`` (role/content dicts).
+
+    Raises:
+        ValueError: no sessions, an unknown context, or a tokenizer without a chat template.
+    """
+    from datasets import Dataset
+
+    from shop_env.states import check_context
+
+    check_context(settings.context)
+    if not sessions:
+        raise ValueError("build_sft_dataset needs at least one session")
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError("the tokenizer has no chat template; SFT renders chats through it")
+    sessions = _with_rationales(sessions, settings.rationales)
+    chats: list[list[dict[str, str]]] = []
+    for session in sessions:
+        if settings.context == "whole-session":
+            chats.extend(_session_chats(session, tokenizer, settings.max_seq_tokens))
+        else:
+            chats.extend(_step_chats(session, tokenizer, settings))
+    return Dataset.from_dict({"messages": chats})
+
+
+def chat_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:
+    """Return the number of tokens of a chat rendered by the tokenizer's chat template."""
+    ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False)
+    if isinstance(ids, dict) or hasattr(ids, "keys"):
+        ids = ids["input_ids"]
+    return len(ids)
+
+
+def _with_rationales(sessions: Sequence[Session], spec: str) -> list[Session]:
+    if all(step.rationale for session in sessions for step in session.steps):
+        return list(sessions)
+    from training.rationales import fill_rationales, make_writer
+
+    return fill_rationales(sessions, make_writer(spec), progress=False)
+
+
+def _session_chats(session: Session, tokenizer: Any, budget: int) -> list[list[dict[str, str]]]:
+    """One whole-session chat, or several for a session whose turns cannot fit in one."""
+    from shop_env.prompt import session_chat
+
+    messages = session_chat(session, "whole-session", tokenizer, budget)
+    if chat_tokens(tokenizer, messages) <= budget:
+        return [messages]
+    if len(session.steps) == 1:
+        # One page + one answer that cannot fit even cut: keep it; TRL truncates the tail.
+        log.warning("session %s: one step does not fit %d tokens even with its page cut", session.session_id, budget)
+        return [messages]
+    # Every page is dropped or cut and the assistant turns alone are over budget:
+    # train on consecutive parts, each a chat of its own.
+    half = len(session.steps) // 2
+    first = dataclasses.replace(session, steps=session.steps[:half])
+    second = dataclasses.replace(session, steps=session.steps[half:])
+    return _session_chats(first, tokenizer, budget) + _session_chats(second, tokenizer, budget)
+
+
+def _step_chats(session: Session, tokenizer: Any, settings: SFTSettings) -> list[list[dict[str, str]]]:
+    from shop_env.prompt import format_target, step_chats
+
+    longest_target = max(
+        len(tokenizer.encode(format_target(s.rationale, s.action), add_special_tokens=False)) for s in session.steps
+    )
+    budget = max(1, settings.max_seq_tokens - longest_target - _TEMPLATE_MARGIN)
+    if settings.max_prompt_tokens is not None:
+        budget = min(budget, settings.max_prompt_tokens)
+    return step_chats(session, "latest-step", tokenizer, budget, settings.max_history)
+
+
+# --- training ---------------------------------------------------------------------------
+
+
+def run_sft(
+    settings: SFTSettings,
+    model: Any,
+    tokenizer: Any,
+    sessions: Sequence[Session],
+    out_dir: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Fine-tune ``model`` on ``sessions`` with loss on assistant turns only.
+
+    Args:
+        settings: the run's :class:`SFTSettings`.
+        model: a ``transformers`` causal LM (trained in place).
+        tokenizer: its tokenizer; its chat template must mark assistant turns with
+            ``{% generation %}`` (the ``tiny`` and ChatML models of :mod:`training.models` do).
+        sessions: the training sessions.
+        out_dir: checkpoints (``checkpoint-N``), ``metrics.jsonl`` and ``final/`` go here.
+        resume: continue from the last ``checkpoint-N`` in ``out_dir`` (fresh start if none).
+        progress: show the trainer's progress bar.
+
+    Returns:
+        ``out_dir/final``: the trained model and tokenizer (``from_pretrained``-loadable).
+
+    Raises:
+        ValueError: bad settings or data (see :func:`build_sft_dataset`).
+    """
+    trainer = build_trainer(settings, model, tokenizer, sessions, out_dir, progress=progress)
+    checkpoint = _last_checkpoint(Path(out_dir)) if resume else None
+    if checkpoint:
+        log.info("SFT: resuming from %s", checkpoint)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    final = Path(out_dir) / FINAL_DIR
+    trainer.save_model(str(final))
+    tokenizer.save_pretrained(str(final))
+    (final / "sft_settings.json").write_text(json.dumps(settings.to_dict(), indent=1), encoding="utf-8")
+    return final
+
+
+def build_trainer(
+    settings: SFTSettings,
+    model: Any,
+    tokenizer: Any,
+    sessions: Sequence[Session],
+    out_dir: str | os.PathLike[str],
+    *,
+    progress: bool = False,
+) -> Any:
+    """Return the configured TRL ``SFTTrainer`` (dataset tokenized, labels masked) without training.
+
+    ``trainer.train_dataset`` holds ``input_ids`` and ``labels`` (-100 outside assistant
+    turns). See :func:`run_sft` for the arguments.
+    """
+    import torch
+    from trl import SFTConfig, SFTTrainer
+
+    dataset = build_sft_dataset(sessions, tokenizer, settings)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    on_gpu = torch.cuda.is_available()
+    config = SFTConfig(
+        output_dir=str(out),
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.grad_accum,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type=settings.lr_scheduler,
+        warmup_steps=settings.warmup_ratio,  # a float < 1 is a ratio of the total steps
+        weight_decay=settings.weight_decay,
+        max_grad_norm=settings.max_grad_norm,
+        logging_steps=settings.logging_steps,
+        save_strategy="steps",
+        save_steps=settings.save_steps,
+        save_total_limit=settings.save_total_limit,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        assistant_only_loss=True,
+        max_length=settings.max_seq_tokens,
+        packing=False,
+        padding_free=False,
+        activation_checkpointing=settings.gradient_checkpointing,
+        bf16=bool(on_gpu and torch.cuda.is_bf16_supported()),
+        fp16=False,
+        use_cpu=not on_gpu,
+        report_to=[],
+        disable_tqdm=not progress,
+        dataloader_num_workers=0,
+        dataset_num_proc=None,
+    )
+    return SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=[MetricsJsonlCallback(out / METRICS_FILE)],
+    )
+
+
+def _last_checkpoint(out_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(out_dir)) if out_dir.is_dir() else None
+
+
+class MetricsJsonlCallback(TrainerCallback):
+    """Appends each logged record (loss, learning rate, ...) as a JSON line with its step.
+
+    Lines look like ``{"phase": "sft", "step": 3, "epoch": 0.3, "loss": 5.1, ...}``; a
+    resumed run appends after the lines of the first.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        """Write ``logs`` (from the world's main process only)."""
+        if not logs or not state.is_world_process_zero:
+            return
+        record = {"phase": "sft", "step": state.global_step}
+        record.update({k: v for k, v in logs.items() if isinstance(v, (int, float, str, bool)) or v is None})
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")

@@ -25,7 +25,7 @@ from training.verl_backend.overrides import DataFiles, grpo_overrides, sft_overr
 
 #: Model specs that name a model this project builds locally rather than a path or hub id.
 LOCAL_SPECS = ("tiny", "smollm2-135m")
-SFT_PLACEHOLDER = "global_step_<last>"
+SFT_PLACEHOLDER = "global_step_LAST"
 
 
 class LaunchError(ValueError):

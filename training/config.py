@@ -172,7 +172,7 @@ def read_preset(name_or_path: str | os.PathLike[str], *, follow_extends: bool = 
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: a preset must be a YAML mapping, got {type(raw).__name__}")
         parent = raw.pop("extends", None)
-        merged = _deep_merge(merged, raw)  # what was read so far (the child) wins
+        merged = deep_merge(merged, raw)  # what was read so far (the child) wins
         if not follow_extends or parent is None:
             return merged
         if not isinstance(parent, str):
@@ -201,7 +201,7 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """Return a copy of ``raw`` with ``key=value`` overrides applied (dotted keys)."""
-    out = _deep_merge({}, raw)
+    out = deep_merge({}, raw)
     for item in overrides:
         key, value = parse_override(item)
         parts = key.split(".")
@@ -352,14 +352,14 @@ def _check_choices(config: TrainConfig) -> None:
         )
 
 
-def _deep_merge(top: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(top: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     """Return ``base`` updated by ``top`` recursively (neither is modified)."""
-    out = {k: (_deep_merge({}, v) if isinstance(v, dict) else v) for k, v in base.items()}
+    out = {k: (deep_merge({}, v) if isinstance(v, dict) else v) for k, v in base.items()}
     for key, value in top.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(value, out[key])
+            out[key] = deep_merge(value, out[key])
         else:
-            out[key] = _deep_merge({}, value) if isinstance(value, dict) else value
+            out[key] = deep_merge({}, value) if isinstance(value, dict) else value
     return out
 
 

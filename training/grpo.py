@@ -89,7 +89,7 @@ def _run_verl(config: Any, args: argparse.Namespace) -> int:
     from training.verl_backend import launch
 
     return int(launch.run(config, dry_run=args.dry_run, nnodes=args.nnodes, n_gpus_per_node=args.n_gpus,
-                          ray_address=args.ray_address) or 0)
+                          ray_address=args.ray_address, out_root=args.out) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:

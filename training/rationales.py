@@ -241,8 +241,12 @@ class OpenAIRationaleWriter:
         return [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": user}]
 
     def cache_key(self, session: Session, index: int) -> str:
-        """Return a hash of the model, endpoint, sampling settings and prompt."""
-        return _hash([self.model, self.base_url, self.temperature, self.max_tokens, self.messages(session, index)])
+        """Return a hash of the model, sampling settings and prompt.
+
+        The endpoint URL is left out on purpose: the same model served again on another
+        port or host must reuse the cache.
+        """
+        return _hash([self.model, self.temperature, self.max_tokens, self.messages(session, index)])
 
     def write(self, session: Session, index: int) -> str:
         """Ask the endpoint for the rationale of step ``index``.

@@ -135,11 +135,13 @@ class MajorityAgent(BaseAgent):
 
 
 class HeuristicAgent(BaseAgent):
-    """Hand rules a goal-directed shopper might follow, read off element names.
+    """Hand rules a goal-directed shopper might follow, read off element names and the URL.
 
-    In order: leave after placing an order; place the order on a checkout page; add to
-    cart on a product page; go to checkout from the cart; search from the home page;
-    open the first product of a result list; search if there is a search box; leave.
+    In order: leave after placing an order; on checkout, fill each empty address field
+    (not yet typed into this session) and then place the order; on a product page, pick a
+    colour and a size if none is chosen, then add to cart; go to checkout from the cart;
+    search from the home page; open the first search result (else any product); search
+    if there is a search box; leave.
     """
 
     name = "heuristic"
@@ -149,12 +151,27 @@ class HeuristicAgent(BaseAgent):
         elements = page_elements(str(observation.get("html", "")))
         clicks = [e for e in elements if e.kind == "click"]
         inputs = [e for e in elements if e.kind == "input"]
-        if _last_action_matches(observation, _ORDER_KEYS):
+        history = _history_actions(observation)
+        url = str(observation.get("url", "")).lower()
+        if history and any(key in str(history[-1].get("name", "")).lower() for key in _ORDER_KEYS):
             return answer(Action("terminate"))
-        for keys in (_ORDER_KEYS, ("add_to_cart",)):
-            element = _first_named(clicks, keys)
-            if element:
-                return answer(Action("click", element.name), element)
+        if "/checkout" in _url_path(observation):
+            typed = {a.get("name") for a in history if a.get("type") == "type_and_submit"}
+            for field in inputs:
+                value = _field_value(field.name)
+                if value and field.name not in typed:
+                    return answer(Action("type_and_submit", field.name, value), field)
+        order = _first_named(clicks, _ORDER_KEYS)
+        if order:
+            return answer(Action("click", order.name), order)
+        if _is_product_page(observation):
+            for section, param in (("colour_options", "colour="), ("size_options", "size=")):
+                option = next((e for e in clicks if e.name.startswith(section + ".")), None)
+                if option and param not in url:
+                    return answer(Action("click", option.name), option)
+        element = _first_named(clicks, ("add_to_cart",))
+        if element:
+            return answer(Action("click", element.name), element)
         if not _is_product_page(observation):
             element = _first_named(clicks, ("checkout",))
             if element:
@@ -162,7 +179,8 @@ class HeuristicAgent(BaseAgent):
         search = _first_named(inputs, ("search", "query", "q")) or (inputs[0] if inputs else None)
         if search and _is_home(observation):
             return answer(Action("type_and_submit", search.name, _query_from(elements)), search)
-        product = _first_named(clicks, ("view_product", "product", "result", "item"))
+        product = (next((e for e in clicks if e.name.startswith("search_results.")), None)
+                   or _first_named(clicks, ("view_product", "product", "result", "item")))
         if product:
             return answer(Action("click", product.name), product)
         if search:
@@ -295,21 +313,44 @@ def _is_product_page(observation: Observation) -> bool:
     return any(part in ("product", "products", "item", "dp", "p") for part in path.split("/"))
 
 
-def _last_action_matches(observation: Observation, keys: Sequence[str]) -> bool:
+def _history_actions(observation: Observation) -> list[dict]:
+    """The past actions of the observation's history (the env stores it as a JSON string)."""
     history = observation.get("history") or []
-    if isinstance(history, str):  # the env's history is a JSON array string
+    if isinstance(history, str):
         try:
             history = json.loads(history)
         except (ValueError, RecursionError):
-            return False
-    if not isinstance(history, list) or not history:
-        return False
-    last = history[-1]
-    action = last.get("action") if isinstance(last, Mapping) else None
-    if isinstance(action, str):
-        try:
-            action = json.loads(action)
-        except ValueError:
-            return False
-    name = str(action.get("name", "")).lower() if isinstance(action, Mapping) else ""
-    return any(key in name for key in keys)
+            return []
+    if not isinstance(history, list):
+        return []
+    actions = []
+    for entry in history:
+        action = entry.get("action") if isinstance(entry, Mapping) else None
+        if isinstance(action, str):  # some writers store the action as JSON text
+            try:
+                action = json.loads(action)
+            except (ValueError, RecursionError):
+                action = None
+        actions.append(action if isinstance(action, dict) else {})
+    return actions
+
+
+# Plausible values for address-form fields, by a word of the field's name.
+_FIELD_VALUES = (
+    ("name", "Alex Morgan"),
+    ("street", "12 Oak Street"),
+    ("address", "12 Oak Street"),
+    ("city", "Denver"),
+    ("zip", "80202"),
+    ("postal", "80202"),
+    ("phone", "555-0100"),
+    ("email", "alex@example.com"),
+)
+
+
+def _field_value(name: str) -> str | None:
+    """A value to type into an address/contact field, or None for other inputs."""
+    lowered = name.lower()
+    if any(skip in lowered for skip in ("search", "promo", "coupon", "quantity", "review")):
+        return None
+    return next((value for key, value in _FIELD_VALUES if key in lowered), None)

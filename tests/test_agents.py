@@ -51,12 +51,13 @@ BASE = "https://shop.example"
 
 
 def shopping_session(sid: str, query: str = "tent") -> Session:
-    """home -> search -> results -> product -> cart -> checkout -> done, with oracle meta."""
+    """home -> results -> product -> cart -> checkout (type, order) -> done, with oracle meta."""
     plan = [
         (f"{BASE}/", HOME, Action("type_and_submit", "search_input", query)),
         (f"{BASE}/s?k={query}", RESULTS, Action("click", "search_results.alpine_2_person_tent.view_product")),
         (f"{BASE}/dp/B01/alpine", PRODUCT, Action("click", "buy_box.add_to_cart")),
         (f"{BASE}/cart", CART, Action("click", "cart_summary.proceed_to_checkout")),
+        (f"{BASE}/checkout/shipping", CHECKOUT, Action("type_and_submit", "full_name", "Ann Lee")),
         (f"{BASE}/checkout/shipping", CHECKOUT, Action("click", "order_summary.place_your_order")),
         (f"{BASE}/thanks", "<p>Thank you</p>", Action("terminate")),
     ]
@@ -133,8 +134,8 @@ def test_random_agent_terminates_on_an_empty_page() -> None:
 def test_majority_agent_fits_type_and_names(states: list) -> None:
     agent = MajorityAgent.fit(states)
     assert agent.action_type == "click"
-    assert agent.names["type_and_submit"] == ["search_input"]
-    assert agent.texts[0] == "tent"
+    assert agent.names["type_and_submit"] == ["full_name", "search_input"]  # 3 each; ties alphabetical
+    assert agent.texts == ["Ann Lee", "tent", "boots"]
     # On the cart page it picks the most frequent click name that exists there.
     cart = next(s for s in states if "cart_summary" in s.observation["html"])
     assert parse_response(agent.act(cart.observation)).action == Action("click", "cart_summary.proceed_to_checkout")
@@ -154,8 +155,9 @@ def test_heuristic_follows_a_purchase(states: list) -> None:
     assert actions[1] == Action("click", "search_results.alpine_2_person_tent.view_product")
     assert actions[2] == Action("click", "buy_box.add_to_cart")
     assert actions[3] == Action("click", "cart_summary.proceed_to_checkout")
-    assert actions[4] == Action("click", "order_summary.place_your_order")
-    assert actions[5] == Action("terminate")
+    assert actions[4] == Action("type_and_submit", "full_name", "Alex Morgan")
+    assert actions[5] == Action("click", "order_summary.place_your_order")  # full_name already typed
+    assert actions[6] == Action("terminate")
 
 
 def test_oracle_answers_the_oracle_action(states: list, sessions: list[Session]) -> None:

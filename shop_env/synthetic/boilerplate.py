@@ -69,11 +69,11 @@ def style_block() -> str:
 
 @cache
 def svg_sprite() -> str:
-    """Return a hidden SVG icon sprite (~50 KB)."""
+    """Return a hidden SVG icon sprite (~25 KB)."""
     rng = random.Random("sprite")
     symbols = []
     for i in range(40):
-        path = " ".join(f"L{rng.randint(0, 240) / 10} {rng.randint(0, 240) / 10}" for _ in range(120))
+        path = " ".join(f"L{rng.randint(0, 240) / 10} {rng.randint(0, 240) / 10}" for _ in range(60))
         symbols.append(f'<symbol id="icon-{i}" viewBox="0 0 24 24"><path d="M0 0 {path}Z"/></symbol>')
     return '<svg xmlns="http://www.w3.org/2000/svg" style="display:none" aria-hidden="true">' + "".join(
         symbols) + "</svg>\n"
@@ -156,8 +156,9 @@ def footer_block() -> str:
 def bundles_for(kind: str, key: str) -> str:
     """Return the vendor bundles a page of ``kind`` loads; how many varies with ``key``.
 
-    Search pages carry 9-14 bundles (~1.0-1.5 MB), other pages 3-7 (~0.4-0.8 MB).
+    Search pages carry 3-10 bundles (~0.4-1.0 MB), other pages 3-5 (~0.35-0.55 MB); the
+    bigger the page, the longer pruning takes, so the generator stays in this range.
     """
     spread = sum(map(ord, key)) if key else 0
-    count = 9 + spread % 6 if kind == "search" else 3 + spread % 5
+    count = 3 + spread % 8 if kind == "search" else 3 + spread % 3
     return "".join(vendor_bundle(i) for i in range(count))

@@ -34,7 +34,7 @@ class Intent:
         quantity: how many they want.
         checks_delivery / reads_reviews / compares: shopping habits.
         coupon: a coupon code they hold, or None.
-        full_name, street_address, city, zip_code: shipping details.
+        full_name, street_address, city, zip_code, phone_number: shipping details.
         typo_rate: chance a typed query has a typo.
     """
 
@@ -58,6 +58,7 @@ class Intent:
     street_address: str
     city: str
     zip_code: str
+    phone_number: str
     typo_rate: float
 
     def persona(self) -> dict[str, object]:
@@ -108,8 +109,8 @@ def sample_intent(rng: random.Random, catalog: Catalog) -> Intent:
         style=style,
         patience=rng.randint(5, 26),
         buy_propensity=rng.uniform(0.35, 0.95) if style != "impulse buyer" else rng.uniform(0.7, 1.0),
-        quantity=rng.choices((1, 2, 3), weights=(6, 3, 1))[0],
-        checks_delivery=rng.random() < 0.5,
+        quantity=rng.choices((1, 2, 3), weights=(5, 4, 2))[0],
+        checks_delivery=rng.random() < 0.65,
         reads_reviews=rng.random() < 0.55 or style == "quality seeker",
         compares=rng.randint(1, 3),
         coupon=rng.choice(COUPONS) if rng.random() < 0.45 else None,
@@ -117,6 +118,7 @@ def sample_intent(rng: random.Random, catalog: Catalog) -> Intent:
         street_address=f"{rng.randint(10, 9999)} {rng.choice(_STREETS)}",
         city=city,
         zip_code=zip_code,
+        phone_number=f"{rng.randint(200, 989)}-555-{rng.randint(0, 9999):04d}",
         typo_rate=rng.uniform(0.0, 0.25),
     )
 

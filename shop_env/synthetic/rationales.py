@@ -145,7 +145,7 @@ _TEMPLATES: dict[str, tuple[str, ...]] = {
 }
 
 _FIELD_LABELS = {"full_name": "name", "street_address": "street address", "city": "city",
-                 "shipping_zip": "ZIP code"}
+                 "shipping_zip": "ZIP code", "phone_number": "phone number"}
 
 
 def write_rationale(kind: str, arg: Any, intent: Intent, rng: random.Random) -> str:

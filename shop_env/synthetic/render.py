@@ -44,6 +44,7 @@ CHECKOUT_FIELDS: dict[str, str] = {
     "street_address": "Street address",
     "city": "City",
     "shipping_zip": "ZIP code",
+    "phone_number": "Phone number",
 }
 
 

@@ -10,6 +10,7 @@ import zlib
 
 from shop_env.synthetic.catalog import Catalog, Product
 from shop_env.synthetic.intent import COUPONS
+from shop_env.synthetic.render import SHIPPING_OPTIONS
 from shop_env.synthetic.views import CartItem, CartView, CheckoutView, HomeView, ProductView, Review
 
 _REVIEWERS = ("Jordan", "Casey", "Riley", "Morgan", "Taylor", "Avery", "Quinn", "Jamie", "Drew", "Sky")
@@ -51,8 +52,9 @@ def reviews_for(product: Product, query: str | None = None, n: int = 3) -> list[
 def product_page(catalog: Catalog, product: Product, cart_count: int, *, colour: str | None = None,
                  size: str | None = None, quantity: int = 1, zip_code: str | None = None,
                  review_query: str | None = None) -> ProductView:
-    """A product detail page with the given selections."""
-    return ProductView(product, colour, size, quantity, zip_code, review_query,
+    """A product detail page with the given selections (first colour, middle size preselected)."""
+    size = size or (product.sizes[len(product.sizes) // 2] if product.sizes else None)
+    return ProductView(product, colour or product.colours[0], size, quantity, zip_code, review_query,
                        reviews_for(product, review_query), related_products(catalog, product), cart_count)
 
 
@@ -64,5 +66,5 @@ def cart_page(catalog: Catalog, items: list[CartItem], coupon: str | None = None
 
 def checkout_page(items: list[CartItem], fields: dict[str, str] | None = None, shipping: str | None = None,
                   promo: str | None = None) -> CheckoutView:
-    """The checkout page with the fields filled so far."""
-    return CheckoutView(list(items), dict(fields or {}), shipping, promo)
+    """The checkout page with the fields filled so far (standard shipping preselected)."""
+    return CheckoutView(list(items), dict(fields or {}), shipping or SHIPPING_OPTIONS[0], promo)

@@ -154,11 +154,13 @@ class Shopper:
         return cands or [Candidate(Action("terminate"), 1.0, "terminate", "stuck")]
 
     def _leave_weight(self) -> float:
-        over = self.state.step - self.intent.patience
+        committed = isinstance(self.state.view, (CartView, CheckoutView))
+        # Shoppers who reached the cart give themselves a few more steps to finish.
+        over = self.state.step - self.intent.patience - (6 if committed else 0)
         if over >= 0:
             return 3.0 + over
         base = 0.04 + 0.06 * (1 - self.intent.buy_propensity)
-        return base * (2.0 if isinstance(self.state.view, (CartView, CheckoutView)) else 1.0)
+        return base * (2.0 if committed else 1.0)
 
     def _click(self, targets: Targets, section: str, text: str, weight: float, kind: str,
                arg: Any = None) -> list[Candidate]:
@@ -182,11 +184,16 @@ class Shopper:
 
     def _product_cards(self, targets: Targets, section: str, products: list[Product],
                        scale: float) -> list[Candidate]:
+        """Open-a-product candidates: a block of mass ``scale`` (less when nothing fits),
+        shared by the unseen products in proportion to how well they fit."""
+        fits = {p.product_id: self.intent.utility(p) for p in products}
+        unseen = [p for p in products if p.product_id not in self.state.viewed]
+        raw = {p.product_id: math.exp(1.5 * (fits[p.product_id] - 3.5)) for p in unseen}
+        total = sum(raw.values()) or 1.0
+        mass = scale * (1.0 if any(f >= GOOD_FIT for f in fits.values()) else 0.25)
         out: list[Candidate] = []
         for product in products:
-            fit = self.intent.utility(product)
-            seen = product.product_id in self.state.viewed
-            weight = 0.02 if seen else scale * math.exp(1.3 * (fit - 3.5))
+            weight = mass * raw[product.product_id] / total if product.product_id in raw else 0.02
             out += self._click(targets, f"{section}.{product.slug}", "View product", weight, "view_product", product)
         return out
 
@@ -195,8 +202,8 @@ class Shopper:
         spec = CATEGORY_BY_KEY[self.intent.category]
         cands = self._searches(t, 2.0)
         cands += self._click(t, "categories", spec.label, 0.6, "nav_category", spec)
-        cands += self._product_cards(t, "recommended", view.recommended, 0.5)
-        cands += self._product_cards(t, "todays_deals", view.deals, 0.4)
+        cands += self._product_cards(t, "recommended", view.recommended, 0.4)
+        cands += self._product_cards(t, "todays_deals", view.deals, 0.3)
         if self.state.cart:
             cands += self._click(t, "header", "Cart", 0.8, "open_cart")
         return cands
@@ -205,13 +212,13 @@ class Shopper:
         it, st, f = self.intent, self.state, view.filters
         shown = view.sponsored + view.results
         fresh_good = [p for p in shown if p.product_id not in st.viewed and it.utility(p) >= GOOD_FIT]
-        cands = self._searches(t, 0.25 + (1.4 if not fresh_good else 0.0), view.query)
+        cands = self._searches(t, 0.45 + (1.4 if not fresh_good else 0.0), view.query)
         bargain, quality = it.style == "bargain hunter", it.style == "quality seeker"
         if f.price_max is None and "price_max" not in st.tried:
             over = any(p.price > it.budget for p in shown)
-            cands += self._type(t, "price_max", str(it.budget), (1.4 if bargain else 0.5) * over, "price_max")
-        if f.price_min is None and quality and "price_min" not in st.tried:
-            cands += self._type(t, "price_min", str(int(it.budget * 0.3)), 0.4, "price_min")
+            cands += self._type(t, "price_max", str(it.budget), (1.4 if bargain else 0.8) * over, "price_max")
+        if f.price_min is None and "price_min" not in st.tried:
+            cands += self._type(t, "price_min", str(int(it.budget * 0.3)), 0.8 if quality else 0.15, "price_min")
         if it.brand and f.brand is None and it.brand in view.brands and "brand" not in st.tried:
             cands += self._click(t, "filters.brand", it.brand, 1.3, "brand_filter", it.brand)
         if f.colour is None and "colour" not in st.tried:
@@ -223,8 +230,8 @@ class Shopper:
             cands += self._click(t, "sort", SORT_OPTIONS[key], 0.5 if (bargain or quality) else 0.1, "sort", key)
         if view.page < view.n_pages:
             cands += self._click(t, "pagination", "Next", 0.1 + 0.6 * (not fresh_good), "next_page")
-        cands += self._product_cards(t, "sponsored", view.sponsored, 0.6)
-        cands += self._product_cards(t, "search_results", view.results, 1.0)
+        cands += self._product_cards(t, "sponsored", view.sponsored, 0.4)
+        cands += self._product_cards(t, "search_results", view.results, 1.6)
         if st.cart:
             cands += self._click(t, "header", "Cart", 0.3, "open_cart")
         return cands
@@ -236,20 +243,20 @@ class Shopper:
         has_back = st.last_search is not None
         if fit < GOOD_FIT:
             cands += self._click(t, "breadcrumb", "Back to results", 1.5 if has_back else 0.0, "back", "poor_fit")
-            cands += self._product_cards(t, "related_products", view.related, 0.6)
-            cands += self._searches(t, 0.5)
+            cands += self._product_cards(t, "related_products", view.related, 0.5)
+            cands += self._searches(t, 0.9)
             if it.reads_reviews and view.review_query is None:
                 cands += self._type(t, "review_search", it.feature, 0.3, "review_search", it.feature)
             return cands
         colour = it.colour if it.colour in p.colours else p.colours[0]
         size = (it.size if it.size in p.sizes else p.sizes[len(p.sizes) // 2]) if p.sizes else None
-        if view.colour is None:
+        if view.colour != colour:
             cands += self._click(t, "colour_options", colour, 2.0, "colour", colour)
-        if p.sizes and view.size is None:
-            cands += self._click(t, "size_options", size, 2.0 if view.colour else 0.4, "size", size)
+        if p.sizes and view.size != size:
+            cands += self._click(t, "size_options", size, 2.0 if view.colour == colour else 0.4, "size", size)
         if it.reads_reviews and view.review_query is None:
-            cands += self._type(t, "review_search", it.feature, 0.9, "review_search", it.feature)
-        ready = view.colour is not None and (view.size is not None or not p.sizes)
+            cands += self._type(t, "review_search", it.feature, 1.2, "review_search", it.feature)
+        ready = view.colour == colour and view.size == size
         if not ready:
             return cands
         if view.quantity != it.quantity:
@@ -282,18 +289,17 @@ class Shopper:
     def _on_checkout(self, view: CheckoutView, t: Targets) -> list[Candidate]:
         it, st = self.intent, self.state
         values = {"full_name": it.full_name, "street_address": it.street_address, "city": it.city,
-                  "shipping_zip": it.zip_code}
+                  "shipping_zip": it.zip_code, "phone_number": it.phone_number}
         missing = [name for name in CHECKOUT_FIELDS if name not in view.fields]
         cands: list[Candidate] = []
         for rank, name in enumerate(missing):
             cands += self._type(t, name, values[name], 2.5 if rank == 0 else 0.12, "field", name)
         if it.coupon and "coupon" not in st.tried and view.promo is None:
             cands += self._type(t, "promo_code", it.coupon, 0.5, "promo", it.coupon)
-        if not missing and view.shipping is None:
-            wanted = {"bargain hunter": 0, "impulse buyer": 2}.get(it.style, 1)
-            for i, option in enumerate(SHIPPING_OPTIONS):
-                cands += self._click(t, "shipping_speed", option, 2.0 if i == wanted else 0.2, "shipping", option)
-        if not missing and view.shipping is not None:
+        wanted = SHIPPING_OPTIONS[{"bargain hunter": 0, "impulse buyer": 2}.get(it.style, 1)]
+        if not missing and view.shipping != wanted and "shipping" not in st.tried:
+            cands += self._click(t, "shipping_speed", wanted, 2.0, "shipping", wanted)
+        if not missing and (view.shipping == wanted or "shipping" in st.tried):
             cands += self._click(t, "order_summary", "Place your order", 2.5 * it.buy_propensity, "place_order")
         cands += self._click(t, "order_summary", "Return to cart", 0.05, "return_to_cart")
         return cands
@@ -350,6 +356,7 @@ class Shopper:
             if kind == "field":
                 st.fields[arg] = cand.action.text
             elif kind == "shipping":
+                st.tried.add("shipping")
                 st.shipping = arg
             else:
                 st.tried.add("coupon")

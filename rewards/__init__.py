@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from rewards.action import action_reward, exact_match, normalise_text, type_match
 from rewards.breakdown import RewardBreakdown
-from rewards.certainty import DEFAULT_CHUNK_TOKENS, self_certainty
+from rewards.certainty import DEFAULT_CHUNK_TOKENS, self_certainty, self_certainty_from_entropy
 from rewards.config import ACTION_REWARD_MODES, SELF_CERTAINTY_VARIANTS, RewardConfig
 from rewards.format import check_format, format_reward
 from rewards.metrics import compute_metrics, markdown_table
@@ -36,5 +36,6 @@ __all__ = [
     "rouge_l",
     "score",
     "self_certainty",
+    "self_certainty_from_entropy",
     "type_match",
 ]

@@ -88,3 +88,38 @@ def _kl_u_p(z: torch.Tensor, log_vocab: float) -> torch.Tensor:
     import torch
 
     return torch.logsumexp(z, dim=-1) - z.mean(dim=-1) - log_vocab
+
+
+def self_certainty_from_entropy(entropy: Any, mask: Any, vocab_size: int) -> torch.Tensor:
+    """``kl_p_u`` self-certainty from per-token entropies (e.g. verl's ``entropys``).
+
+    KL(p || U) = log V - H(p), averaged over the masked tokens of each row; equal to
+    ``self_certainty(logits, mask, "kl_p_u")`` when ``entropy`` is H(softmax(logits)).
+
+    Args:
+        entropy: ``[batch, tokens]`` entropies in nats.
+        mask: ``[batch, tokens]``, nonzero/True at the rationale tokens.
+        vocab_size: V, the size of the distribution the entropies were taken over.
+
+    Returns:
+        float32 tensor ``[batch]``; 0 for a row without masked tokens.
+
+    Raises:
+        ValueError: shapes differ, are not 2-D, or ``vocab_size`` < 1.
+    """
+    import torch
+
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 1:
+        raise ValueError(f"vocab_size must be a positive int, got {vocab_size!r}")
+    entropy = torch.as_tensor(entropy)
+    mask = torch.as_tensor(mask, device=entropy.device)
+    if entropy.dim() != 2 or tuple(mask.shape) != tuple(entropy.shape):
+        raise ValueError(f"entropy and mask must both be [batch, tokens], got {tuple(entropy.shape)} "
+                         f"and {tuple(mask.shape)}")
+    with torch.no_grad():
+        keep = (mask != 0).to(torch.float32)
+        values = (math.log(vocab_size) - entropy.to(torch.float32)) * keep
+        # Zero out entropies at unmasked positions even if they are NaN/inf padding.
+        values = torch.where(keep > 0, values, torch.zeros_like(values))
+        counts = keep.sum(dim=-1)
+        return torch.where(counts > 0, values.sum(dim=-1) / counts.clamp(min=1.0), torch.zeros_like(counts))

@@ -180,3 +180,18 @@ def test_import_rewards_does_not_import_torch():
     code = ("import sys, rewards; from shop_env import Action; rewards.score('x', Action('terminate'));"
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_from_entropy_matches_logits_path():
+    from rewards import self_certainty_from_entropy
+
+    logits, mask = random_case(9, vocab=300)
+    log_p = torch.log_softmax(logits.double(), -1)
+    entropy = -(log_p.exp() * log_p).sum(-1)
+    entropy[~mask] = math.nan  # padding garbage must not leak in
+    got = self_certainty_from_entropy(entropy, mask, vocab_size=300)
+    torch.testing.assert_close(got, self_certainty(logits, mask), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="vocab_size"):
+        self_certainty_from_entropy(entropy, mask, vocab_size=0)
+    with pytest.raises(ValueError, match=r"\[batch, tokens\]"):
+        self_certainty_from_entropy(entropy, mask[:, :3], vocab_size=300)

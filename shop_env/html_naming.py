@@ -1,0 +1,242 @@
+"""The naming rule for interactive elements of a pruned page (DESIGN §7).
+
+Every interactive element gets a stable, page-unique ``name``. Other modules (the
+simulated shop, dataset loaders, agents) derive gold action targets from it, so the rule
+below is a contract; change it only together with them.
+
+1. An element that already has a ``name`` keeps it (``shop_env.html`` first copies a
+   dataset's ``data-semantic-id`` into ``name``). These are assigned first, in document
+   order, so they win collisions against derived names.
+2. Otherwise the name is ``<section path>.<label>`` (just ``<label>`` outside any section).
+   The label is the slug of the element's visible text; when it has none, of the first
+   non-empty of ``aria-label``, ``title``, ``alt``, the ``alt`` of its first image,
+   ``value``, and finally its tag name. Form fields (``input``/``select``/``textarea``)
+   use ``aria-label``, ``placeholder``, ``title``, ``alt``, ``value`` (button-like inputs
+   only), their ``type``, then their tag (never their text or typed value).
+3. The section path is the slugs of the enclosing *section containers*, outermost first,
+   joined with ``"."``: containers whose slug is empty are skipped, and only the
+   innermost :data:`MAX_SECTION_DEPTH` slugs are kept. A section container is a non-interactive
+   ancestor with ``data-section``, or with ``aria-label`` when it is a landmark or
+   grouping element (tag in :data:`SECTION_TAGS` or ``role`` in :data:`SECTION_ROLES`).
+   ``data-section`` wins over ``aria-label``. Ids and classes never name sections.
+4. A slug is the text lowercased, every run of non-word characters replaced by ``_``,
+   leading/trailing ``_`` stripped, cut to :data:`MAX_LABEL_CHARS` characters (at a ``_``
+   boundary when one lies in the second half).
+5. A repeated name gets the first free suffix ``_2``, ``_3``, ...
+
+Example: ``<div data-section="search_results"><article aria-label="Alpine 2-Person Tent">
+... <button>View product</button>`` gives ``search_results.alpine_2_person_tent.view_product``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lxml import etree
+
+__all__ = [
+    "INTERACTIVE_ROLES",
+    "INTERACTIVE_TAGS",
+    "MAX_LABEL_CHARS",
+    "MAX_SECTION_DEPTH",
+    "SECTION_ROLES",
+    "SECTION_TAGS",
+    "TextReader",
+    "assign_names",
+    "is_section_container",
+    "section_slug",
+    "slugify",
+]
+
+#: The longest label slug in a derived name (each section slug is cut the same way).
+MAX_LABEL_CHARS = 48
+#: At most this many (innermost) section containers prefix a derived name.
+MAX_SECTION_DEPTH = 4
+INTERACTIVE_TAGS = frozenset({"a", "button", "input", "select", "textarea"})
+INTERACTIVE_ROLES = frozenset({
+    "button", "link", "checkbox", "radio", "tab", "menuitem", "menuitemcheckbox",
+    "menuitemradio", "option", "switch", "textbox", "searchbox", "combobox", "slider",
+    "spinbutton", "treeitem",
+})
+SECTION_TAGS = frozenset({"header", "nav", "main", "aside", "footer", "section", "form",
+                          "article", "dialog", "fieldset", "ul", "ol", "li", "table", "div"})
+SECTION_ROLES = frozenset({
+    "region", "navigation", "search", "main", "banner", "contentinfo", "complementary",
+    "form", "dialog", "group", "list", "listitem", "article", "toolbar", "tabpanel",
+    "menu", "menubar", "listbox", "radiogroup", "grid", "row",
+})
+BUTTON_INPUT_TYPES = frozenset({"submit", "button", "reset", "image"})
+#: Text read from an element (for its label or description) is cut to this many characters.
+MAX_TEXT_CHARS = 200
+
+_NON_WORD = re.compile(r"\W+")
+_SPACES = re.compile(r"\s+")
+
+
+def slugify(text: str, limit: int = MAX_LABEL_CHARS) -> str:
+    """Lowercase ``text`` and replace every run of non-word characters with ``_``.
+
+    Leading/trailing ``_`` are stripped and the result is cut to ``limit`` characters, at
+    a ``_`` boundary when one lies in the second half. Returns ``""`` for text without
+    word characters.
+    """
+    slug = _NON_WORD.sub("_", text[: limit * 4].lower()).strip("_")
+    if len(slug) > limit:
+        cut = slug.rfind("_", 0, limit + 1)
+        slug = slug[: cut if cut > limit // 2 else limit].strip("_")
+    return slug
+
+
+def is_interactive(element: etree._Element) -> bool:
+    """True for the elements that get names (after role normalisation)."""
+    return element.tag in INTERACTIVE_TAGS or element.get("role") in INTERACTIVE_ROLES
+
+
+def is_section_container(tag: str, role: str | None, keys: list[str]) -> bool:
+    """True for a non-interactive element that names a section (rule 3).
+
+    Args:
+        tag: the element's tag; role: its normalised role (or None); keys: its attribute names.
+    """
+    if tag in INTERACTIVE_TAGS or role in INTERACTIVE_ROLES:
+        return False
+    return "data-section" in keys or ("aria-label" in keys and (tag in SECTION_TAGS or role in SECTION_ROLES))
+
+
+def section_slug(container: etree._Element) -> str:
+    """The slug a section container contributes to section paths (may be empty)."""
+    explicit = container.get("data-section")
+    return slugify(explicit if explicit is not None else container.get("aria-label") or "")
+
+
+class TextReader:
+    """Reads elements' visible text, whitespace-normalised, cut to :data:`MAX_TEXT_CHARS`.
+
+    Whole-subtree text comes from lxml's C serialiser (fast); once the text read exceeds
+    ``budget`` characters in total (nested clickable wrappers could make it quadratic),
+    it falls back to reading pieces until enough is read.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self._budget = budget
+
+    def __call__(self, element: etree._Element) -> str:
+        if self._budget > 0:
+            text = etree.tostring(element, method="text", encoding="unicode", with_tail=False)
+            self._budget -= len(text)
+        else:
+            pieces: list[str] = []
+            size = 0
+            for piece in element.itertext():
+                pieces.append(piece)
+                size += len(piece)
+                if size > MAX_TEXT_CHARS * 4:
+                    break
+            text = "".join(pieces)
+        return _SPACES.sub(" ", text[: MAX_TEXT_CHARS * 4]).strip()[:MAX_TEXT_CHARS]
+
+
+def assign_names(
+    interactive: list[etree._Element], sections: dict[etree._Element, str], read_text: TextReader,
+) -> list[tuple[etree._Element, str, str, str]]:
+    """Name the interactive elements of a cleaned tree (rules in the module docs).
+
+    Args:
+        interactive: the interactive elements, in document order.
+        sections: section container -> its slug (:func:`section_slug`).
+        read_text: reads an element's visible text.
+
+    Returns:
+        ``(element, name, section path, text)`` per interactive element, in document
+        order. Each element's ``name`` attribute is set (as its first attribute).
+    """
+    paths = _SectionPaths(sections)
+    taken: set[str] = set()
+    names: list[str | None] = []
+    for element in interactive:  # existing names first, so they win collisions
+        given = element.get("name")
+        if given is not None:
+            given = _SPACES.sub(" ", given).strip()
+        names.append(_unique(given, taken) if given else None)
+    named = []
+    for element, name in zip(interactive, names, strict=True):
+        section = ".".join(paths.inside(element.getparent()))
+        text = read_text(element)
+        if name is None:
+            label = _label(element, text)
+            name = _unique(f"{section}.{label}" if section else label, taken)
+        _set_name_first(element, name)
+        named.append((element, name, section, text))
+    return named
+
+
+class _SectionPaths:
+    """Section paths of a tree, memoised per element so each node is climbed once.
+
+    ``inside(node)`` is the path that content of ``node`` lies in. Climbing stops at the
+    first ancestor already known, so a whole page costs O(elements) even at 2048 levels
+    of nesting.
+    """
+
+    def __init__(self, slugs: dict[etree._Element, str]) -> None:
+        self._slugs = slugs
+        self._known: dict[etree._Element, tuple[str, ...]] = {}
+
+    def inside(self, node: etree._Element | None) -> tuple[str, ...]:
+        climbed = []
+        while node is not None and node not in self._known:
+            climbed.append(node)
+            node = node.getparent()
+        path = self._known[node] if node is not None else ()
+        for element in reversed(climbed):
+            slug = self._slugs.get(element)
+            if slug:
+                path = (*path, slug)[-MAX_SECTION_DEPTH:]
+            self._known[element] = path
+        return path
+
+
+def _label(element: etree._Element, text: str) -> str:
+    tag = element.tag
+    candidates: list[str | None]
+    if tag in ("input", "select", "textarea"):
+        kind = (element.get("type") or "").strip().lower()
+        candidates = [element.get("aria-label"), element.get("placeholder"), element.get("title"),
+                      element.get("alt"), element.get("value") if kind in BUTTON_INPUT_TYPES else None,
+                      kind]  # never a field's text: that is what the user typed
+    else:
+        candidates = [text, element.get("aria-label"), element.get("title"), element.get("alt")]
+    for candidate in candidates:
+        slug = slugify(candidate) if candidate else ""
+        if slug:
+            return slug
+    if tag not in ("input", "select", "textarea"):
+        image = next(element.iter("img"), None)  # pruning left only images with alt
+        for candidate in (image.get("alt") if image is not None else None, element.get("value")):
+            slug = slugify(candidate) if candidate else ""
+            if slug:
+                return slug
+    return slugify(tag) or "element"
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    unique, counter = name, 1
+    while unique in taken:
+        counter += 1
+        unique = f"{name}_{counter}"
+    taken.add(unique)
+    return unique
+
+
+def _set_name_first(element: etree._Element, name: str) -> None:
+    """Make ``name`` the first attribute, so a reader sees the handle before the rest."""
+    keys = element.keys()
+    if not keys or keys[0] == "name" or keys == ["name"]:
+        element.set("name", name)
+        return
+    others = [(key, value) for key, value in element.items() if key != "name"]
+    attrib = element.attrib
+    attrib.clear()
+    attrib["name"] = name
+    for key, value in others:
+        attrib[key] = value

@@ -121,6 +121,23 @@ class TransformersAgent(BaseAgent):
         """Return the model's answers, generated ``batch_size`` at a time."""
         return self.generate(observations, return_logits=False).texts
 
+    def act_batch_with_certainty(
+        self, observations: Sequence[Observation], variant: str = "kl_p_u"
+    ) -> list[tuple[str, float]]:
+        """Answers plus each answer's rationale self-certainty (DESIGN §5).
+
+        ``benchmarks.evaluate`` uses this, when an agent has it, to score the
+        self-certainty reward component. A completion without a rationale scores 0.
+
+        Returns:
+            ``(text, self_certainty)`` per observation, in order.
+        """
+        out = self.generate(observations, return_logits=True)
+        return [
+            (text, completion_certainty(self.tokenizer, ids, logits, variant))
+            for text, ids, logits in zip(out.texts, out.token_ids, out.logits, strict=True)
+        ]
+
     def generate(self, observations: Sequence[Observation], return_logits: bool = True) -> Generation:
         """Generate one completion per observation.
 
@@ -170,6 +187,30 @@ class TransformersAgent(BaseAgent):
             out.texts.append(self.tokenizer.decode(ids, skip_special_tokens=True))
             if logits is not None:
                 out.logits.append(logits[row, :length].clone())
+
+
+def completion_certainty(tokenizer: Any, ids: Any, logits: Any, variant: str = "kl_p_u") -> float:
+    """Mean self-certainty over the rationale tokens of one completion (0 if none).
+
+    Args:
+        tokenizer: decodes ``ids`` (special tokens skipped, as in the agent's texts).
+        ids: the completion token ids, ``[tokens]``.
+        logits: their logits, ``[tokens, vocab]``.
+        variant: ``"kl_p_u"`` or ``"kl_u_p"``.
+    """
+    from rewards import rationale_char_span, rationale_token_mask, self_certainty
+
+    ids = [int(i) for i in ids]
+    # Character spans from decoding growing prefixes: they index the exact decoded text.
+    offsets, previous = [], 0
+    for end in range(1, len(ids) + 1):
+        stop = max(len(tokenizer.decode(ids[:end], skip_special_tokens=True)), previous)
+        offsets.append((previous, stop))
+        previous = stop
+    mask = rationale_token_mask(offsets, rationale_char_span(tokenizer.decode(ids, skip_special_tokens=True)))
+    if not any(mask):
+        return 0.0
+    return float(self_certainty(logits[None], [mask], variant)[0])
 
 
 def _completion_length(ids: Any, eos_token_id: Any) -> int:

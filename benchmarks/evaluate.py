@@ -71,6 +71,10 @@ def evaluate(
         progress: show a tqdm progress bar.
         name: the row label in the report (default: the agent's ``name`` attribute).
 
+    An agent with ``act_batch_with_certainty(observations, variant)`` (e.g.
+    :class:`agents.TransformersAgent`) also supplies each rationale's self-certainty,
+    so the reward's alpha term is scored as in training; other agents score it 0.
+
     Returns:
         The metrics dict also written to ``metrics.json``: ``rewards.metrics.compute_metrics``
         output (exact_match, type_accuracy, type_macro_f1, per_type, invalid_rate, n) plus
@@ -107,11 +111,11 @@ def evaluate(
     with open(path, "a", encoding="utf-8") as handle:
         for start in range(0, len(todo), batch_size):
             batch = todo[start:start + batch_size]
-            answers = agent.act_batch([state.observation for state in batch])
+            answers, certainties = _answers(agent, [state.observation for state in batch], config)
             if len(answers) != len(batch):
                 raise ValueError(f"agent returned {len(answers)} answers for {len(batch)} observations")
-            for state, text in zip(batch, answers, strict=True):
-                record = score_answer(state, text, config, rewards)
+            for state, text, certainty in zip(batch, answers, certainties, strict=True):
+                record = score_answer(state, text, config, rewards, self_certainty=certainty)
                 done[_key(state)] = record
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             handle.flush()  # per batch: a crash loses at most the batch in flight
@@ -125,11 +129,23 @@ def evaluate(
     return metrics
 
 
-def score_answer(state: Any, text: Any, config: Any, rewards_module: Any = None) -> dict[str, Any]:
+def _answers(agent: Agent, observations: list, config: Any) -> tuple[list, list]:
+    """The agent's answers, with self-certainties where the agent can compute them."""
+    scored = getattr(agent, "act_batch_with_certainty", None)
+    if config.use_self_certainty and callable(scored):
+        pairs = scored(observations, variant=config.self_certainty_variant)
+        return [text for text, _ in pairs], [certainty for _, certainty in pairs]
+    answers = agent.act_batch(observations)
+    return answers, [None] * len(answers)
+
+
+def score_answer(state: Any, text: Any, config: Any, rewards_module: Any = None, *,
+                 self_certainty: float | None = None) -> dict[str, Any]:
     """Score one answer: the JSON record written to ``predictions.jsonl``.
 
     Never raises on bad model output: a non-string or unparsable answer is recorded as
-    invalid with the parse error and zero reward.
+    invalid with the parse error and zero reward. ``self_certainty`` (the rationale's
+    raw self-certainty, from agents that expose logits) feeds the reward's alpha term.
     """
     if rewards_module is None:
         import rewards as rewards_module
@@ -140,7 +156,7 @@ def score_answer(state: Any, text: Any, config: Any, rewards_module: Any = None)
         error = None
     except FormatError as err:
         pred, error = None, str(err)
-    breakdown = rewards_module.score(text, gold, config)
+    breakdown = rewards_module.score(text, gold, config, self_certainty=self_certainty)
     return {
         "session_id": str(state.session_id),
         "step": int(state.step),
@@ -151,6 +167,7 @@ def score_answer(state: Any, text: Any, config: Any, rewards_module: Any = None)
         "error": error,
         "exact_match": bool(pred is not None and rewards_module.exact_match(pred, gold, config)),
         "type_match": bool(pred is not None and pred.type == gold.type),
+        "self_certainty": self_certainty,
         "reward": breakdown.to_dict(),
     }
 

@@ -117,3 +117,37 @@ def test_model_object_needs_a_tokenizer(tiny: tuple) -> None:
         TransformersAgent(tiny[0])
     with pytest.raises(ValueError, match="temperature"):
         TransformersAgent(tiny[0], tiny[1], temperature=-1)
+
+
+def test_completion_certainty_matches_a_naive_mean_over_rationale_tokens(tiny: tuple) -> None:
+    from agents.transformers_agent import completion_certainty
+
+    _, tokenizer, _ = tiny
+    text = '{"rationale": "I want it.", "action": {"type": "terminate"}}'
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(len(ids), 50, generator=generator)
+    start = text.index("I want")
+    stop = start + len("I want it.")
+    inside, ends = [], 0
+    for i in range(len(ids)):  # naive: a token is in the rationale if its characters overlap it
+        begin, ends = ends, len(tokenizer.decode(ids[: i + 1]))
+        inside.append(begin < stop and ends > start and ends > begin)
+    log_probs = torch.log_softmax(logits[torch.tensor(inside)], dim=-1)
+    expected = (torch.log(torch.tensor(50.0)) + (log_probs.exp() * log_probs).sum(-1)).mean()
+    assert completion_certainty(tokenizer, ids, logits) == pytest.approx(float(expected), abs=1e-5)
+    assert completion_certainty(tokenizer, tokenizer("no json here")["input_ids"], logits[:3]) == 0.0
+
+
+def test_evaluate_scores_self_certainty_of_a_model_agent(tiny: tuple, tmp_path: Path) -> None:
+    from benchmarks.evaluate import PREDICTIONS, evaluate
+    from shop_env.actions import Action
+    from shop_env.states import State
+
+    model, tokenizer, _ = tiny
+    agent = TransformersAgent(model, tokenizer, max_new_tokens=MAX_NEW)
+    states = [State("s", o["step"], o, Action("terminate")) for o in OBSERVATIONS]
+    metrics = evaluate(agent, states, tmp_path, batch_size=2, progress=False)
+    assert metrics["n"] == 3 and metrics["invalid_rate"] == 1.0  # an untrained model emits no JSON
+    records = [line for line in (tmp_path / PREDICTIONS).read_text().splitlines() if line]
+    assert len(records) == 3 and all('"self_certainty": 0.0' in r for r in records)

@@ -13,6 +13,7 @@ import html as html_lib
 import operator
 import os
 import re
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,6 +34,9 @@ _SAMPLE_CHARSET = "".join(chr(c) for c in range(32, 127))
 _NAME_DOUBLE = re.compile(r' name="([^"]*)"')
 _NAME_SINGLE = re.compile(r" name='([^']*)'")
 _RESET_OPTIONS = ("session_id", "session_index")
+# Observation builders kept (least recently used dropped): bounds the memory that cached
+# history JSON takes while making repeated episodes of the same sessions cheap.
+_KEPT_BUILDERS = 64
 
 
 class AnyText(spaces.Text):
@@ -179,6 +183,7 @@ class ShopReplayEnv(gymnasium.Env[dict[str, Any], str]):
         )
         self.action_space = AnyText(sample_max_length=64)
         self._candidates: dict[tuple[int, int], tuple[str, ...]] = {}
+        self._builders: OrderedDict[int, ObservationBuilder] = OrderedDict()
         self._session_index: int | None = None
         self._builder: ObservationBuilder | None = None
         self._step = 0
@@ -206,7 +211,7 @@ class ShopReplayEnv(gymnasium.Env[dict[str, Any], str]):
         super().reset(seed=seed)
         index = self._pick_session(options or {})
         self._session_index = index
-        self._builder = ObservationBuilder(self.sessions[index], self.context, self.max_history)
+        self._builder = self._builder_for(index)
         self._step = 0
         self._last = None
         info = {
@@ -298,6 +303,17 @@ class ShopReplayEnv(gymnasium.Env[dict[str, Any], str]):
             A ``rewards.RewardBreakdown`` (never raises on bad text).
         """
         return rewards.score(text, gold, self.reward_config, self_certainty=self_certainty)
+
+    def _builder_for(self, index: int) -> ObservationBuilder:
+        """The session's observation builder; recent ones are kept so that replaying a
+        session again reuses its serialised history entries."""
+        builder = self._builders.pop(index, None)
+        if builder is None:
+            builder = ObservationBuilder(self.sessions[index], self.context, self.max_history)
+        self._builders[index] = builder
+        while len(self._builders) > _KEPT_BUILDERS:
+            self._builders.popitem(last=False)
+        return builder
 
     def _page_candidates(self, session_index: int, step_index: int) -> tuple[str, ...]:
         key = (session_index, step_index)

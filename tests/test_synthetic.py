@@ -231,6 +231,17 @@ def test_two_hundred_sessions_mix_lengths_and_ceiling() -> None:
     assert 0.2 < oracle_ceiling(test) < 0.95
 
 
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(-(2**40), 2**40), index=st.integers(0, 10**6))
+def test_any_seed_gives_a_valid_session(seed: int, index: int) -> None:
+    session = generate_session(seed, index)
+    assert session.session_id == f"syn-s{seed}-{index:06d}"
+    assert 2 <= len(session.steps) <= 30
+    for step in session.steps:
+        if step.action.type != "terminate":
+            assert step.action.name in prune_html(step.html).elements
+
+
 # -- search engine and renderer fuzzing -----------------------------------------------
 
 

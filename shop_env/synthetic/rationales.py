@@ -15,9 +15,9 @@ from shop_env.synthetic.intent import Intent
 
 _TEMPLATES: dict[str, tuple[str, ...]] = {
     "search": (
-        "I'm looking for a {noun} and searching is the quickest way to find one, so I'll type \"{arg}\".",
-        "I want a {noun} under ${budget}; let me search for \"{arg}\" and see what comes up.",
-        "I need a {noun}, so I'll start by searching \"{arg}\".",
+        "I'm looking for {a_noun} and searching is the quickest way to find one, so I'll type \"{arg}\".",
+        "I want {a_noun} under ${budget}; let me search for \"{arg}\" and see what comes up.",
+        "I need {a_noun}, so I'll start by searching \"{arg}\".",
     ),
     "reformulate": (
         "These results aren't what I had in mind, so I'll try a different search: \"{arg}\".",
@@ -140,12 +140,18 @@ _TEMPLATES: dict[str, tuple[str, ...]] = {
     "terminate": (
         "I've spent enough time on this and haven't found what I want, so I'll leave without buying.",
         "Nothing here convinces me at the moment; I'll close the site without purchasing.",
-        "I'm not ready to buy a {noun} today, so I'm leaving the shop.",
+        "I'm not ready to buy {a_noun} today, so I'm leaving the shop without buying.",
     ),
 }
 
 _FIELD_LABELS = {"full_name": "name", "street_address": "street address", "city": "city",
                  "shipping_zip": "ZIP code", "phone_number": "phone number"}
+
+
+def _with_article(noun: str) -> str:
+    if noun.endswith("s"):  # "headphones", "earbuds": no article
+        return noun
+    return ("an " if noun[0] in "aeiou" else "a ") + noun
 
 
 def write_rationale(kind: str, arg: Any, intent: Intent, rng: random.Random) -> str:
@@ -161,8 +167,9 @@ def write_rationale(kind: str, arg: Any, intent: Intent, rng: random.Random) -> 
         KeyError: an unknown ``kind``.
     """
     template = rng.choice(_TEMPLATES[kind])
+    noun = intent.noun.lower()
     values: dict[str, Any] = {
-        "noun": intent.noun.lower(), "budget": intent.budget, "colour": intent.colour.lower(),
+        "noun": noun, "a_noun": _with_article(noun), "budget": intent.budget, "colour": intent.colour.lower(),
         "category": intent.category.replace("_", " "), "arg": arg, "arg_text": arg, "qty": intent.quantity,
         "field_label": _FIELD_LABELS.get(arg, str(arg)) if isinstance(arg, str) else "",
     }

@@ -75,7 +75,7 @@ def _card(product: Product, position: int) -> str:
         f'<h2 class="s-title">{escape(product.title)}</h2>'
         f' <span class="a-price">{_money(product.price)}</span> · '
         f'<span class="a-rating">{_stars(product.rating)} ({product.review_count:,})</span> '
-        f'<a class="s-link" href="/dp/{product.product_id}/{product.slug}" '
+        f'<a class="s-link" href="/dp/{product.product_id}/{product.slug.replace("_", "-")}" '
         f'data-click="card-{position}">View product</a></div>'
     )
 

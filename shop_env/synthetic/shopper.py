@@ -157,8 +157,8 @@ class Shopper:
         committed = isinstance(self.state.view, (CartView, CheckoutView))
         # Shoppers who reached the cart give themselves a few more steps to finish.
         over = self.state.step - self.intent.patience - (6 if committed else 0)
-        if over >= 0:
-            return 3.0 + over
+        if over >= 0:  # out of patience: leaving becomes likely, more so every step
+            return 1.5 + over
         base = 0.04 + 0.06 * (1 - self.intent.buy_propensity)
         return base * (2.0 if committed else 1.0)
 

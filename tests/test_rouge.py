@@ -109,3 +109,33 @@ def test_long_strings_finish_and_agree_with_arithmetic():
     assert rouge_l(text, " ".join(edited)) == pytest.approx(expected_lcs / len(words))
     short_vs_long = rouge_l("w1 w2 w3", text)
     assert 0 < short_vs_long < 1e-4
+
+
+def _dp_lcs(x, y) -> int:
+    row = [0] * (len(y) + 1)
+    for a in x:
+        prev_diag = 0
+        for j, b in enumerate(y, 1):
+            prev_diag, row[j] = row[j], prev_diag + 1 if a == b else max(row[j], row[j - 1])
+    return row[-1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(x=st.lists(st.sampled_from("abcdefg"), max_size=60), y=st.lists(st.sampled_from("abcdefg"), max_size=60))
+def test_both_lcs_algorithms_match_dynamic_programming(x, y):
+    shared = set(x) & set(y)
+    expected = _dp_lcs(x, y)
+    assert similarity._sparse_lcs(x, y, shared) == expected
+    longer, shorter = (x, y) if len(x) >= len(y) else (y, x)
+    if shared:
+        assert similarity._bit_parallel_lcs(longer, shorter, shared) == expected
+    assert lcs_length(x, y) == expected
+
+
+def test_large_vocabulary_pairs_take_the_sparse_path_and_match_rouge_score():
+    rng = random.Random(11)
+    vocab = [f"item{i}" for i in range(5000)]
+    for _ in range(5):
+        a = " ".join(rng.choices(vocab, k=rng.randint(300, 600)))
+        b = " ".join(rng.choices(vocab, k=rng.randint(300, 600)))
+        assert rouge_l(a, b) == reference(a, b)

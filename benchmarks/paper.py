@@ -124,7 +124,8 @@ class StageCache:
                 return self.model_dir(config, "base")
             start, _ = self.model_dir(config, "base")
             model, tokenizer = load_saved(start)
-            _, _, path = sft_stage(config, model, tokenizer, data, self.out / f"sft-{key}", resume=True)
+            _, _, path = sft_stage(config, model, tokenizer, data, self.out / f"sft-{key}", resume=True,
+                                    progress=self.progress)
         else:
             start, _ = self.model_dir(config, "sft")
             model, tokenizer = load_saved(start)

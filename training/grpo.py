@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--nnodes", type=int, default=1, help="verl: number of nodes (default 1)")
     parser.add_argument("--n-gpus", type=int, default=1, help="verl: GPUs per node (default 1)")
     parser.add_argument("--ray-address", default=None, help="verl: address of a running Ray cluster")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
 
@@ -115,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         config.reward_config()
     except ConfigError as err:
         return _fail(str(err))
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
     from training.pipeline import run_pipeline
 
     result = run_pipeline(config, args.out, resume=args.resume, progress=not args.no_progress)

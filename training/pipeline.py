@@ -112,8 +112,12 @@ def _mark_done(path: Path, info: dict[str, Any] | None = None) -> None:
 
 
 def sft_stage(config: TrainConfig, model: Any, tokenizer: Any, data: PipelineData, stage_dir: Path,
-              *, resume: bool = False) -> tuple[Any, Any, Path]:
-    """Cold-start SFT; returns the trained model, tokenizer and where they are saved."""
+              *, resume: bool = False, progress: bool = True) -> tuple[Any, Any, Path]:
+    """Cold-start SFT; returns the trained model, tokenizer and where they are saved.
+
+    With ``resume`` a finished stage is loaded and an interrupted one continues from its
+    last checkpoint.
+    """
     from training.sft import SFTSettings, run_sft
 
     final = stage_dir / "final"
@@ -121,7 +125,7 @@ def sft_stage(config: TrainConfig, model: Any, tokenizer: Any, data: PipelineDat
         say(f"SFT: reusing {final}")
         model, tokenizer = load_saved(final)
         return model, tokenizer, final
-    if stage_dir.exists():
+    if not resume and stage_dir.exists():
         shutil.rmtree(stage_dir)
     settings = SFTSettings(
         epochs=config.sft.epochs,
@@ -129,10 +133,13 @@ def sft_stage(config: TrainConfig, model: Any, tokenizer: Any, data: PipelineDat
         batch_size=config.sft.batch_size,
         max_seq_tokens=config.sft.max_seq_tokens,
         context=config.data.context,
+        max_history=config.data.max_history,
         max_prompt_tokens=config.data.max_prompt_tokens,
         seed=config.seed,
+        rationales=config.data.rationales,
     )
-    saved = Path(run_sft(settings, model, tokenizer, data.train_sessions, stage_dir))
+    saved = Path(run_sft(settings, model, tokenizer, data.train_sessions, stage_dir, resume=resume,
+                         progress=progress))
     if saved.resolve() != final.resolve():
         if final.exists():
             shutil.rmtree(final)
@@ -229,7 +236,8 @@ def run_pipeline(config: TrainConfig, out_root: str | os.PathLike[str] = "runs",
     rows[ZERO_SHOT] = timed("eval zero-shot", eval_stage, config, model, tokenizer, data, ev / "zero-shot",
                             resume=resume, progress=progress)
     if config.sft.enabled:
-        model, tokenizer, _ = timed("sft", sft_stage, config, model, tokenizer, data, run_dir / "sft", resume=resume)
+        model, tokenizer, _ = timed("sft", sft_stage, config, model, tokenizer, data, run_dir / "sft",
+                                    resume=resume, progress=progress)
         rows[SFT_ROW] = timed("eval sft", eval_stage, config, model, tokenizer, data, ev / "sft",
                               resume=resume, progress=progress)
     if config.grpo.enabled:

@@ -97,17 +97,14 @@ def evaluate(
     duplicates = [key for key, count in Counter(keys).items() if count > 1]
     if duplicates:
         raise ValueError(f"states have duplicate (session_id, step) keys, e.g. {duplicates[0]}")
+    label = name or getattr(agent, "name", type(agent).__name__)
     path = out / PREDICTIONS
-    done = load_predictions(path, truncate_partial=True) if resume else {}
+    done = _resumed(path, label, states, keys, config, rewards) if resume else {}
     if not resume and path.exists():
         path.unlink()
-    wanted = set(keys)
-    stale = sum(1 for key in done if key not in wanted)
-    if stale:
-        logger.warning("%s: ignoring %d prediction(s) of states not in this evaluation", path, stale)
     todo = [state for state, key in zip(states, keys, strict=True) if key not in done]
     bar = tqdm(total=len(states), initial=len(states) - len(todo), disable=not progress,
-               desc=f"eval {name or getattr(agent, 'name', 'agent')}", unit="state")
+               desc=f"eval {label}", unit="state")
     with open(path, "a", encoding="utf-8") as handle:
         for start in range(0, len(todo), batch_size):
             batch = todo[start:start + batch_size]
@@ -116,6 +113,7 @@ def evaluate(
                 raise ValueError(f"agent returned {len(answers)} answers for {len(batch)} observations")
             for state, text, certainty in zip(batch, answers, certainties, strict=True):
                 record = score_answer(state, text, config, rewards, self_certainty=certainty)
+                record["agent"] = label
                 done[_key(state)] = record
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             handle.flush()  # per batch: a crash loses at most the batch in flight
@@ -124,9 +122,34 @@ def evaluate(
     records = [done[key] for key in keys]
     metrics = summarize(records, config)
     metrics["agent"] = repr(agent)
-    label = name or getattr(agent, "name", type(agent).__name__)
     write_outputs(out, label, metrics)
     return metrics
+
+
+def _resumed(path: Path, label: str, states: Sequence[Any], keys: list, config: Any, rewards: Any) -> dict:
+    """Predictions already in ``path`` for these states, re-scored with today's config.
+
+    Re-scoring (cheap: no model involved) keeps metrics right when the reward config or
+    the gold data changed since the interrupted run.
+
+    Raises:
+        ValueError: the file holds another agent's predictions.
+    """
+    stored = load_predictions(path, truncate_partial=True)
+    others = {r.get("agent") for r in stored.values()} - {None, label}
+    if others:
+        raise ValueError(f"{path} holds predictions of agent {sorted(others)[0]!r}, not {label!r}; "
+                         "use another output directory or resume=False (--no-resume)")
+    done = {}
+    for state, key in zip(states, keys, strict=True):
+        record = stored.pop(key, None)
+        if record is not None:
+            fresh = score_answer(state, record.get("response"), config, rewards,
+                                 self_certainty=record.get("self_certainty"))
+            done[key] = {**fresh, "agent": label}
+    if stored:
+        logger.warning("%s: ignoring %d prediction(s) of states not in this evaluation", path, len(stored))
+    return done
 
 
 def _answers(agent: Agent, observations: list, config: Any) -> tuple[list, list]:

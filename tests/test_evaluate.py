@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agents import BaseAgent, OracleAgent, RandomAgent
 from benchmarks.evaluate import (
@@ -18,6 +20,7 @@ from benchmarks.evaluate import (
     evaluate,
     load_predictions,
     main,
+    score_answer,
 )
 from rewards import RewardConfig
 from shop_env.sessions import write_jsonl
@@ -40,10 +43,9 @@ def states(sessions: list) -> list:
 class CountingAgent(BaseAgent):
     """Wraps an agent and records which observations it was asked about."""
 
-    name = "counting"
-
     def __init__(self, inner: BaseAgent) -> None:
         self.inner = inner
+        self.name = inner.name  # the same agent, as far as resuming is concerned
         self.seen: list[tuple[str, int]] = []
 
     def act(self, observation: dict) -> str:
@@ -185,3 +187,30 @@ def test_cli_help_as_script_and_module() -> None:
                                 text=True, timeout=120, check=True)
         for flag in ("--agent", "--data", "--split", "--out", "--no-resume", "default: test"):
             assert flag in result.stdout
+
+
+def test_resume_refuses_another_agents_predictions(states: list, tmp_path: Path) -> None:
+    evaluate(RandomAgent(), states[:4], tmp_path, progress=False)
+    with pytest.raises(ValueError, match="holds predictions of agent 'random'"):
+        evaluate(OracleAgent.from_states(states), states[:4], tmp_path, progress=False)
+    assert evaluate(OracleAgent.from_states(states), states[:4], tmp_path, resume=False, progress=False)["n"] == 4
+
+
+def test_resume_rescores_with_the_current_config(states: list, tmp_path: Path) -> None:
+    oracle = OracleAgent.from_states(states)
+    evaluate(oracle, states[:6], tmp_path, progress=False)
+    binary = evaluate(oracle, states[:6], tmp_path, config={"action_reward": "binary"}, progress=False)
+    assert binary["reward"]["value"] == 0.0
+    assert binary["reward"]["type"] == pytest.approx(binary["exact_match"])
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.text(max_size=300), st.none(), st.integers(), st.builds(
+    lambda r, t, n: json.dumps({"rationale": r, "action": {"type": t, "name": n}}),
+    st.text(max_size=20), st.sampled_from(["click", "type_and_submit", "terminate", "scroll", "jump"]),
+    st.text(max_size=20))))
+def test_score_answer_never_raises_and_agrees_with_the_parser(states: list, text: object) -> None:
+    record = score_answer(states[0], text, RewardConfig())
+    json.dumps(record)  # always serialisable
+    assert record["valid"] == (record["pred"] is not None) == record["reward"]["valid"]
+    assert record["valid"] or record["reward"]["total"] == 0.0

@@ -30,7 +30,9 @@ def rationale_for(action: Action, element: PageElement | None = None) -> str:
     """A short first-person rationale for ``action`` (template; no model involved)."""
     label = (element.text if element and element.text else action.name.rsplit(".", 1)[-1].replace("_", " "))
     if action.type == "type_and_submit":
-        return f"I want to look for {action.text}, so I will search for it."
+        if "search" in action.name.lower() or "query" in action.name.lower():
+            return f"I want to look for {action.text}, so I will search for it."
+        return f"I will fill in \"{label[:40]}\" with {action.text} to move on."
     if action.type == "click":
         return f"I want to open \"{label[:60]}\" because it looks like what I need next."
     if action.type == "scroll":

@@ -115,7 +115,8 @@ def evaluate(
                 record = score_answer(state, text, config, rewards, self_certainty=certainty)
                 record["agent"] = label
                 done[_key(state)] = record
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                # ASCII escapes: a model's lone surrogate must not break the UTF-8 file.
+                handle.write(json.dumps(record) + "\n")
             handle.flush()  # per batch: a crash loses at most the batch in flight
             bar.update(len(batch))
     bar.close()
@@ -364,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="prompt context: every past page, or only the current page (paper Tab. 5)")
     parser.add_argument("--max-history", type=int, default=None, help="keep only the last N past steps")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N states (quick checks)")
-    parser.add_argument("--batch-size", type=int, default=8, help="observations per agent call and per flush")
+    parser.add_argument("--batch-size", type=int, default=8, help="observations per agent call and per flush of predictions.jsonl (openai: agents run up to --concurrency of them at once, so use a multiple of it)")
     parser.add_argument("--no-resume", action="store_true", help="ignore and overwrite existing predictions")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--skip-invalid", action="store_true", help="skip malformed session records (counted)")

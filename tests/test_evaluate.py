@@ -140,7 +140,7 @@ def test_corrupt_middle_record_names_file_and_line(states: list, tmp_path: Path)
 
 
 def test_bad_outputs_are_scored_invalid_not_crashes(states: list, tmp_path: Path) -> None:
-    answers = ["", "not json", None, '{"rationale": 1, "action": {}}', "```json\n{\"rationale\": \"x\", "
+    answers = ["", "not json \ud800", None, '{"rationale": 1, "action": {}}', "```json\n{\"rationale\": \"x\", "
                '"action": {"type": "terminate"}}\n```']
     metrics = evaluate(FixedAgent(answers), states[:10], tmp_path, progress=False)
     records = lines_of(tmp_path / PREDICTIONS)

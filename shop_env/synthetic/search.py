@@ -6,6 +6,7 @@ misspelled words are corrected against the catalog vocabulary, as real shops do.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 import zlib
@@ -16,6 +17,10 @@ from shop_env.synthetic.views import SearchFilters, SearchView
 
 PAGE_SIZE = 12
 _WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)?")
+_UNDER = re.compile(r"\b(?:under|below)\s+\$?(\d{1,6})\b")
+#: Query words that are not product words but must not be "corrected" into one.
+QUERY_WORDS = frozenset({"best", "cheap", "under", "below", "for", "with", "and", "the", "men", "women",
+                         "kids", "new", "sale", "top", "rated", "good"})
 
 
 def words(text: str) -> list[str]:
@@ -31,7 +36,7 @@ def _category_words(spec: CategorySpec) -> set[str]:
 @lru_cache(maxsize=1)
 def _vocabulary() -> tuple[dict[str, set[str]], list[str]]:
     per_category = {spec.key: _category_words(spec) for spec in CATEGORIES}
-    vocab = sorted(set().union(*per_category.values()) | {w for s in CATEGORIES for f in s.features for w in words(f)}
+    vocab = sorted(set().union(*per_category.values()) | QUERY_WORDS | {w for s in CATEGORIES for f in s.features for w in words(f)}
                    | {w for s in CATEGORIES for c in s.colours for w in words(c)})
     return per_category, vocab
 
@@ -103,6 +108,9 @@ def search(catalog: Catalog, query: str, filters: SearchFilters | None = None, s
     filters = filters or SearchFilters()
     corrected = correct(query)
     effective = corrected or query
+    under = _UNDER.search(effective.lower())
+    if under and filters.price_max is None:  # "tent under 150" caps the price like the filter does
+        filters = dataclasses.replace(filters, price_max=int(under.group(1)))
     key = detect_category(effective)
     tokens = set(words(effective))
     pool = catalog.by_category[key] if key else catalog.products

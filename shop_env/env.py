@@ -19,6 +19,8 @@ from typing import Any
 
 import gymnasium
 from gymnasium import spaces
+from gymnasium.spaces.utils import flatdim, flatten, flatten_space, unflatten
+from gymnasium.vector.utils.shared_memory import create_shared_memory
 
 import rewards
 from shop_env.actions import Action, FormatError, parse_response
@@ -65,6 +67,20 @@ class AnyText(spaces.Text):
 
     def __eq__(self, other: object, /) -> bool:
         return isinstance(other, AnyText) and self.max_length == other.max_length
+
+
+def _not_fixed_size(space: AnyText, *args: Any, **kwargs: Any) -> Any:
+    raise TypeError(
+        f"{space!r} holds strings of any length, which have no fixed-size array form. For an async "
+        "vector env pass vector_kwargs={'shared_memory': False} to gymnasium.make_vec; use the "
+        "strings themselves (e.g. shop_env.prompt.build_messages) instead of flattening them."
+    )
+
+
+# Gymnasium's Text handlers would silently cut or garble unbounded strings (shared memory
+# and flattening assume max_length); refuse clearly instead.
+for _handler in (create_shared_memory, flatdim, flatten, flatten_space, unflatten):
+    _handler.register(AnyText)(_not_fixed_size)
 
 
 def page_element_names(page: str) -> list[str]:

@@ -316,3 +316,27 @@ def test_candidates_match_prune_html_names_on_synthetic_pages():
     gold = session.steps[0].action
     if gold.type in ("click", "type_and_submit"):
         assert gold.name in info["candidates"]
+
+
+def test_async_vector_env_needs_no_shared_memory_and_says_so(sessions_path):
+    with pytest.raises(TypeError, match="shared_memory': False"):
+        gym.make_vec("ShopReplay-v0", num_envs=2, vectorization_mode="async", sessions=sessions_path)
+    envs = gym.make_vec("ShopReplay-v0", num_envs=2, vectorization_mode="async", sessions=sessions_path,
+                        vector_kwargs={"shared_memory": False})
+    try:
+        obs, _ = envs.reset(seed=0)
+        obs, reward, *_ = envs.step([_gold_response(Action("terminate"))] * 2)
+        assert all(isinstance(h, str) and h.startswith("[") for h in obs["history"])
+        assert reward.shape == (2,)
+    finally:
+        envs.close()
+
+
+def test_flattening_the_unbounded_text_space_is_refused():
+    from gymnasium.spaces.utils import flatdim, flatten
+
+    space = ShopReplayEnv(sessions=make_sessions(2)).observation_space
+    with pytest.raises((TypeError, ValueError)):
+        flatdim(space)
+    with pytest.raises(TypeError, match="any length"):
+        flatten(space["html"], "x" * 100)

@@ -24,12 +24,14 @@ class Generation:
         logits: per completion a ``[len(token_ids[i]), vocab]`` float tensor of the
             logits each token was chosen from, or None when not requested.
         prompts: the prompt strings fed to the model (after the chat template).
+        certainties: per completion the rationale self-certainty, when requested.
     """
 
     texts: list[str]
     token_ids: list[Any]
     logits: list[Any] | None
     prompts: list[str]
+    certainties: list[float] | None = None
 
 
 class TransformersAgent(BaseAgent):
@@ -132,30 +134,33 @@ class TransformersAgent(BaseAgent):
         Returns:
             ``(text, self_certainty)`` per observation, in order.
         """
-        out = self.generate(observations, return_logits=True)
-        return [
-            (text, completion_certainty(self.tokenizer, ids, logits, variant))
-            for text, ids, logits in zip(out.texts, out.token_ids, out.logits, strict=True)
-        ]
+        out = self.generate(observations, return_logits=False, certainty_variant=variant)
+        return list(zip(out.texts, out.certainties, strict=True))
 
-    def generate(self, observations: Sequence[Observation], return_logits: bool = True) -> Generation:
+    def generate(
+        self, observations: Sequence[Observation], return_logits: bool = True, certainty_variant: str | None = None
+    ) -> Generation:
         """Generate one completion per observation.
 
         Args:
             observations: env observations.
             return_logits: also return each completion's per-token logits (on CPU,
                 float32), e.g. for ``rewards.self_certainty``.
+            certainty_variant: also compute each rationale's self-certainty with this
+                variant (``"kl_p_u"``/``"kl_u_p"``) on the model's device, without
+                copying logits to the CPU.
 
         Returns:
             A :class:`Generation` with entries in the order of ``observations``.
         """
         prompts = [self.prompt(observation) for observation in observations]
-        out = Generation(texts=[], token_ids=[], logits=[] if return_logits else None, prompts=prompts)
+        out = Generation(texts=[], token_ids=[], logits=[] if return_logits else None, prompts=prompts,
+                         certainties=[] if certainty_variant else None)
         for start in range(0, len(prompts), self.batch_size):
-            self._generate_batch(prompts[start:start + self.batch_size], return_logits, out)
+            self._generate_batch(prompts[start:start + self.batch_size], return_logits, certainty_variant, out)
         return out
 
-    def _generate_batch(self, prompts: list[str], return_logits: bool, out: Generation) -> None:
+    def _generate_batch(self, prompts: list[str], return_logits: bool, variant: str | None, out: Generation) -> None:
         import torch
 
         # The chat template already wrote any BOS token; do not add another.
@@ -175,18 +180,21 @@ class TransformersAgent(BaseAgent):
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=self.tokenizer.eos_token_id,
                 return_dict_in_generate=True,
-                output_logits=return_logits,
+                output_logits=return_logits or variant is not None,
                 **options,
             )
         completions = result.sequences[:, encoded["input_ids"].shape[1]:].cpu()
-        logits = torch.stack(result.logits, dim=1).float().cpu() if return_logits else None
+        # [batch, new tokens, vocab], still on the model's device.
+        logits = torch.stack(result.logits, dim=1) if (return_logits or variant) else None
         for row, ids in enumerate(completions):
             length = _completion_length(ids, self.tokenizer.eos_token_id)
             ids = ids[:length]
             out.token_ids.append(ids)
             out.texts.append(self.tokenizer.decode(ids, skip_special_tokens=True))
-            if logits is not None:
-                out.logits.append(logits[row, :length].clone())
+            if variant is not None:
+                out.certainties.append(completion_certainty(self.tokenizer, ids, logits[row, :length], variant))
+            if return_logits:
+                out.logits.append(logits[row, :length].float().cpu().clone())
 
 
 def completion_certainty(tokenizer: Any, ids: Any, logits: Any, variant: str = "kl_p_u") -> float:

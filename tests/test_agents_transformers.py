@@ -151,3 +151,15 @@ def test_evaluate_scores_self_certainty_of_a_model_agent(tiny: tuple, tmp_path: 
     assert metrics["n"] == 3 and metrics["invalid_rate"] == 1.0  # an untrained model emits no JSON
     records = [line for line in (tmp_path / PREDICTIONS).read_text().splitlines() if line]
     assert len(records) == 3 and all('"self_certainty": 0.0' in r for r in records)
+
+
+def test_certainties_on_device_match_those_from_returned_logits(tiny: tuple) -> None:
+    from agents.transformers_agent import completion_certainty
+
+    model, tokenizer, _ = tiny
+    agent = TransformersAgent(model, tokenizer, max_new_tokens=MAX_NEW)
+    out = agent.generate(OBSERVATIONS, return_logits=True, certainty_variant="kl_u_p")
+    expected = [completion_certainty(tokenizer, i, lg, "kl_u_p") for i, lg in zip(out.token_ids, out.logits, strict=True)]
+    assert out.certainties == pytest.approx(expected)
+    pairs = agent.act_batch_with_certainty(OBSERVATIONS, variant="kl_u_p")
+    assert [text for text, _ in pairs] == out.texts

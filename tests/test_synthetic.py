@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -124,6 +125,15 @@ def test_same_seed_same_sessions_and_prefix_property(sessions: list[Session]) ->
     other = generate_sessions(2, seed=1)
     assert [s.session_id for s in other] == ["syn-s1-000000", "syn-s1-000001"]
     assert _without_raw(other)[0]["steps"] != _without_raw(sessions)[0]["steps"]
+
+
+def test_sessions_do_not_depend_on_hash_randomisation(sessions: list[Session]) -> None:
+    code = ("import json, sys; from shop_env.synthetic import generate_sessions; "
+            "json.dump([s.to_dict() for s in generate_sessions(2, seed=0)], sys.stdout)")
+    for hash_seed in ("1", "987"):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                              check=True, env={**os.environ, "PYTHONHASHSEED": hash_seed})
+        assert json.loads(done.stdout) == _without_raw(sessions[:2])
 
 
 def test_session_fields(sessions: list[Session]) -> None:

@@ -198,8 +198,10 @@ class ShopReplayEnv(gymnasium.Env[dict[str, Any], str]):
             }
         )
         self.action_space = AnyText(sample_max_length=64)
-        self._candidates: dict[tuple[int, int], tuple[str, ...]] = {}
+        # Per session (kept for the same recent sessions): its observation builder and the
+        # element names of each page, filled lazily.
         self._builders: OrderedDict[int, ObservationBuilder] = OrderedDict()
+        self._page_names: dict[int, list[tuple[str, ...] | None]] = {}
         self._session_index: int | None = None
         self._builder: ObservationBuilder | None = None
         self._step = 0
@@ -248,7 +250,7 @@ class ShopReplayEnv(gymnasium.Env[dict[str, Any], str]):
             raise ValueError("pass either session_id or session_index, not both")
         if "session_id" in options:
             sid = options["session_id"]
-            if sid not in self._index_of:
+            if not isinstance(sid, str) or sid not in self._index_of:
                 raise ValueError(f"unknown session_id {sid!r} ({len(self.sessions)} sessions loaded)")
             return self._index_of[sid]
         if "session_index" in options:
@@ -328,15 +330,16 @@ class ShopReplayEnv(gymnasium.Env[dict[str, Any], str]):
             builder = ObservationBuilder(self.sessions[index], self.context, self.max_history)
         self._builders[index] = builder
         while len(self._builders) > _KEPT_BUILDERS:
-            self._builders.popitem(last=False)
+            evicted, _ = self._builders.popitem(last=False)
+            self._page_names.pop(evicted, None)
         return builder
 
     def _page_candidates(self, session_index: int, step_index: int) -> tuple[str, ...]:
-        key = (session_index, step_index)
-        names = self._candidates.get(key)
+        steps = self.sessions[session_index].steps
+        cache = self._page_names.setdefault(session_index, [None] * len(steps))
+        names = cache[step_index]
         if names is None:
-            page = self.sessions[session_index].steps[step_index].html
-            names = self._candidates[key] = tuple(page_element_names(page))
+            names = cache[step_index] = tuple(page_element_names(steps[step_index].html))
         return names
 
     # -- rendering ----------------------------------------------------------------------

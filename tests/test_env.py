@@ -136,6 +136,7 @@ def test_reset_options_pick_the_session(sessions_path):
     "options, message",
     [
         ({"session_id": "nope"}, "unknown session_id 'nope'"),
+        ({"session_id": ["s-001"]}, "unknown session_id"),
         ({"session_index": 99}, "out of range"),
         ({"session_index": -1}, "out of range"),
         ({"session_index": "1"}, "must be an int"),

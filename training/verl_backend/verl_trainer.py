@@ -97,21 +97,35 @@ class ShopR1Trainer(PPOTrainerSync):
         """Add alpha * self-certainty (via rewards.score) to each completion's rm_scores."""
         fields = ["responses", "entropy", "rm_scores", "reward_model"]
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
-        responses = [row.tolist() for row in _rows(data["responses"])]
-        entropies = _rows(data["entropy"])
-        scores = _rows(data["rm_scores"])
-        truths = [item["ground_truth"] for item in _as_list(data["reward_model"])]
-        results, certainty_metrics = batch_certainty(
-            self.tokenizer, responses, entropies, truths, self.shop_r1_reward, self.shop_r1_vocab_size or 1
+        rm_scores, certainty_metrics = self_certainty_scores(
+            data, self.tokenizer, self.shop_r1_reward, self.shop_r1_vocab_size or 1
         )
-        updated = []
-        for row, result in zip(scores, results, strict=True):
-            row = row.clone()
-            if row.numel():
-                row[-1] += result.bonus  # the rule reward sits on the last response token
-            updated.append(row)
-        rm_scores = torch.nested.as_nested_tensor(updated, layout=torch.jagged)
         tq.kv_batch_put(
             keys=batch.keys, partition_id=batch.partition_id, fields=tu.get_tensordict({"rm_scores": rm_scores})
         )
         metrics.update(certainty_metrics)
+
+
+def self_certainty_scores(data: Any, tokenizer: Any, reward_config: Any, vocab_size: int) -> tuple[Any, dict]:
+    """New ``rm_scores`` with each completion's self-certainty bonus added on its last token.
+
+    Args:
+        data: a TensorDict with ``responses``, ``entropy`` and ``rm_scores`` (jagged per
+            completion, as verl keeps them in TransferQueue) and non-tensor ``reward_model``.
+        tokenizer, reward_config, vocab_size: see :func:`~training.verl_backend.certainty.batch_certainty`.
+
+    Returns:
+        ``(rm_scores, metrics)``: a jagged tensor shaped like the input ``rm_scores``.
+    """
+    responses = [row.tolist() for row in _rows(data["responses"])]
+    entropies = _rows(data["entropy"])
+    scores = _rows(data["rm_scores"])
+    truths = [item["ground_truth"] for item in _as_list(data["reward_model"])]
+    results, metrics = batch_certainty(tokenizer, responses, entropies, truths, reward_config, vocab_size)
+    updated = []
+    for row, result in zip(scores, results, strict=True):
+        row = row.clone()
+        if row.numel():
+            row[-1] += result.bonus  # the rule reward sits on the last response token
+        updated.append(row)
+    return torch.nested.as_nested_tensor(updated, layout=torch.jagged), metrics

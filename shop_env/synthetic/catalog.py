@@ -194,7 +194,7 @@ def _make_product(spec: CategorySpec, index: int, rng: random.Random, taken: set
     review_count = int(10 ** rng.uniform(0.5, 4.3))
     features = tuple(rng.sample(spec.features, 3))
     description = (
-        f"The {title} is a {noun.lower()} built for everyday use, with {features[0]}, "
+        f"The {title} is built for everyday use, with {features[0]}, "
         f"{features[1]} and {features[2]}. Available in {', '.join(colours).lower()}."
     )
     return Product(

@@ -56,11 +56,13 @@ def _stars(rating: float) -> str:
     return f"{rating:.1f} out of 5 stars"
 
 
-def _input(name: str, label: str, value: str | None = None, kind: str = "text") -> str:
+def _input(name: str, label: str, value: str | None = None, kind: str = "text", *, named: bool = True) -> str:
+    """A labelled text field; ``named=False`` leaves the pruner to derive its name from the label."""
     val = f' value="{escape(value)}"' if value else ""
+    name_attr = f' name="{name}"' if named else ""
     return (
         f'<label for="f-{name}">{escape(label)}</label>'
-        f'<input id="f-{name}" type="{kind}" name="{name}" aria-label="{escape(label)}" '
+        f'<input id="f-{name}" type="{kind}"{name_attr} aria-label="{escape(label)}" '
         f'placeholder="{escape(label)}" autocomplete="off" data-track="input-{name}"{val}>'
     )
 
@@ -243,7 +245,7 @@ def _line(item: CartItem, with_controls: bool) -> str:
     p = item.product
     chosen = ", ".join(x for x in (item.colour, item.size) if x)
     controls = (
-        _input(f"quantity_{p.slug}", "Quantity", str(item.quantity), "number")
+        _input(f"qty-{p.product_id}", "Quantity", str(item.quantity), "number", named=False)
         + '<button type="button">Delete</button><button type="button">Save for later</button>'
         if with_controls else f"<span>Qty: {item.quantity}</span>"
     )

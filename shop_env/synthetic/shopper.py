@@ -66,9 +66,12 @@ class Targets:
     def __init__(self, page: PrunedPage) -> None:
         self.clicks: dict[tuple[str, str], str] = {}
         self.inputs: set[str] = set()
+        self.labelled: dict[tuple[str, str], str] = {}
         for name, element in page.elements.items():
             if element.kind == "input":
                 self.inputs.add(name)
+                label = element.attrs.get("aria-label") or element.attrs.get("placeholder") or ""
+                self.labelled.setdefault((element.section, slugify(label)), name)
             else:
                 self.clicks.setdefault((element.section, slugify(element.text)), name)
 
@@ -79,6 +82,10 @@ class Targets:
     def field(self, name: str) -> str | None:
         """``name`` if the page has a text field of that name."""
         return name if name in self.inputs else None
+
+    def labelled_field(self, section: str, label: str) -> str | None:
+        """The name of the text field labelled ``label`` in ``section`` (None if absent)."""
+        return self.labelled.get((section, slugify(label)))
 
 
 @dataclass
@@ -168,8 +175,9 @@ class Shopper:
         return [Candidate(Action("click", name), weight, kind, arg)] if name and weight > 0 else []
 
     def _type(self, targets: Targets, field_name: str, text: str, weight: float, kind: str,
-              arg: Any = None) -> list[Candidate]:
-        name = targets.field(field_name)
+              arg: Any = None, *, section: str | None = None) -> list[Candidate]:
+        """Type ``text`` into field ``field_name`` (or, with ``section``, the field labelled so)."""
+        name = targets.field(field_name) if section is None else targets.labelled_field(section, field_name)
         return [Candidate(Action("type_and_submit", name, text), weight, kind, arg)] if name and weight > 0 else []
 
     def _searches(self, targets: Targets, total: float, current: str | None = None) -> list[Candidate]:
@@ -278,7 +286,8 @@ class Shopper:
             cands += self._type(t, "coupon_code", it.coupon, 1.5, "coupon", it.coupon)
         for item in view.items:
             if item.quantity != it.quantity and f"qty:{item.product.product_id}" not in st.tried:
-                cands += self._type(t, f"quantity_{item.product.slug}", str(it.quantity), 0.7, "cart_quantity", item)
+                cands += self._type(t, "Quantity", str(it.quantity), 0.7, "cart_quantity", item,
+                                    section=f"cart.{item.product.slug}")
             if it.utility(item.product) < GOOD_FIT:
                 cands += self._click(t, f"cart.{item.product.slug}", "Delete", 0.5, "delete", item)
         if view.items:

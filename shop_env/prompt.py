@@ -275,9 +275,7 @@ def _fit(chat: list[_Message], counter: _Counter, budget: int | None, *, add_gen
         return PromptBuild([m.render() for m in chat], n_tokens=exact)
     pieces = [p for m in chat for p in m.pieces]
     sizes = [counter.text(p.text) for p in pieces]
-    # Calibrate the piecewise sum to the real count (chat template, merges across pieces).
-    overhead = exact - sum(sizes)
-    total = exact
+    total = exact  # the real count, then moved by per-piece differences as pages drop
     dropped = 0
     for i, piece in enumerate(pieces):  # oldest first: pieces are in chronological order
         if total <= budget:
@@ -288,12 +286,13 @@ def _fit(chat: list[_Message], counter: _Counter, budget: int | None, *, add_gen
             total += new - sizes[i]
             sizes[i] = new
             dropped += 1
+    if dropped:
+        exact = counter.chat([m.render() for m in chat], add_generation_prompt)
     current = next((p for p in pieces if p.kind == "current"), None)
     cut_chars = 0
-    if total > budget and current is not None:
+    if exact > budget and current is not None and current.text:
         page = current.text
-        others = sum(sizes) + overhead - counter.text(page)
-        allowed = budget - others
+        allowed = counter.text(page) - (exact - budget)  # tokens the current page may keep
         # Re-measure after each cut: token counts are not exactly additive across pieces.
         for _ in range(4):
             keep = _longest_prefix(page, allowed, counter)
@@ -303,7 +302,6 @@ def _fit(chat: list[_Message], counter: _Counter, budget: int | None, *, add_gen
             if exact <= budget or keep == 0:
                 break
             allowed -= exact - budget
-    exact = counter.chat([m.render() for m in chat], add_generation_prompt)
     return PromptBuild(
         [m.render() for m in chat],
         dropped_pages=dropped,

@@ -179,6 +179,17 @@ def test_any_budget_fits_or_reports(budget, context):
         assert build.dropped_pages == (4 if context == "whole-session" else 0)
 
 
+@settings(max_examples=25)
+@given(budget=st.integers(min_value=1, max_value=5000))
+def test_any_budget_with_a_tokenizer_fits_or_reports(bpe, budget):
+    session = make_session()
+    build = build_prompt(_last_obs(session), tokenizer=bpe, max_prompt_tokens=budget)
+    assert build.n_tokens == _count(bpe, build.messages)
+    assert build.n_tokens <= budget or build.over_budget
+    kept = _pages_kept(build.messages[1]["content"], session)
+    assert kept == [False] * build.dropped_pages + [True] * (4 - build.dropped_pages)
+
+
 @pytest.mark.parametrize(
     "observation, message",
     [

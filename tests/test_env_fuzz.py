@@ -46,7 +46,9 @@ json_like = st.fixed_dictionaries(
     },
 ).map(lambda d: json.dumps(d, ensure_ascii=False))
 fenced = json_like.map(lambda body: f"```json\n{body}\n```")
-responses = st.one_of(st.text(), st.text(alphabet=st.characters(codec="utf-8")), json_like, fenced,
+# Up to ~2 MB: a short random text repeated many times (cheap for hypothesis to build).
+huge = st.builds(lambda unit, times: unit * times, st.text(min_size=1, max_size=8), st.integers(1, 250_000))
+responses = st.one_of(st.text(), st.text(alphabet=st.characters(codec="utf-8")), json_like, fenced, huge,
                       st.binary().map(lambda b: b.decode("utf-8", "replace")))
 
 

@@ -307,7 +307,9 @@ class ShopReplayEnv(gymnasium.Env[dict[str, Any], str]):
         self._last = {"action": pred, "parse_error": parse_error, "reward": reward, "gold": gold}
         return self._builder.observation(self._step), reward, terminated, False, info
 
-    def score_response(self, text: str, gold: Action, self_certainty: float | None = None) -> Any:
+    def score_response(
+        self, text: str, gold: Action, self_certainty: float | None = None
+    ) -> rewards.RewardBreakdown:
         """The reward of a response against a gold action under this env's ``RewardConfig``.
 
         The single source of truth for rewards: GRPO and evaluation call this too.

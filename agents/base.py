@@ -83,7 +83,7 @@ def make_agent(spec: str, **kwargs: Any) -> Agent:
     kind, sep, rest = spec.partition(":")
     kind = kind.strip().lower()
     if not sep:
-        return _make_baseline(spec.strip(), kwargs)
+        return _make_baseline(spec.strip().lower(), kwargs)
     if not rest.strip():
         raise ValueError(f"agent spec {spec!r} has nothing after {kind + ':'!r}; {_valid_forms()}")
     if kind == "hf":

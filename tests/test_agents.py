@@ -228,3 +228,17 @@ observations = st.fixed_dictionaries({
 def test_baselines_never_crash_on_odd_observations(observation: dict) -> None:
     for agent in (RandomAgent(), HeuristicAgent(), MajorityAgent("click", {"click": ["header.cart"]}, [])):
         parse_response(agent.act(observation))
+
+
+def test_heuristic_picks_product_options_before_adding_to_cart() -> None:
+    page = PRODUCT + '<button name="colour_options.white">White</button><button name="size_options.m">M</button>'
+    agent = HeuristicAgent()
+    steps = [
+        (f"{BASE}/dp/B01/alpine", "colour_options.white"),
+        (f"{BASE}/dp/B01/alpine?colour=White", "size_options.m"),
+        (f"{BASE}/dp/B01/alpine?colour=White&size=M", "buy_box.add_to_cart"),
+    ]
+    for url, expected in steps:
+        observation = {"url": url, "html": page, "history": "[]", "session_id": "s", "step": 1}
+        assert parse_response(agent.act(observation)).action == Action("click", expected)
+    assert isinstance(make_agent(" Heuristic "), HeuristicAgent)

@@ -97,7 +97,9 @@ def build_messages(
     max_prompt_tokens: int | None = None,
 ) -> list[dict[str, str]]:
     """The chat messages (system, user) for an observation; see :func:`build_prompt`."""
-    return build_prompt(observation, context, tokenizer, max_prompt_tokens).messages
+    # Without a budget the tokenizer changes nothing in the messages: skip counting with it.
+    counter = tokenizer if max_prompt_tokens is not None else None
+    return build_prompt(observation, context, counter, max_prompt_tokens).messages
 
 
 def build_prompt(
@@ -188,7 +190,8 @@ def session_chat(
             _Message("user", [_Piece(f"Step {index + 1}. URL: {step.url}\nPage:\n"), _Piece(step.html, kind)])
         )
         chat.append(_Message("assistant", [_Piece(format_target(step.rationale, step.action))]))
-    return _fit(chat, _Counter(tokenizer), max_prompt_tokens, add_generation_prompt=False).messages
+    counter = _Counter(tokenizer if max_prompt_tokens is not None else None)
+    return _fit(chat, counter, max_prompt_tokens, add_generation_prompt=False).messages
 
 
 def step_chats(

@@ -12,6 +12,7 @@ it is never stored on the agent, logged, or put in exceptions or reprs.
 from __future__ import annotations
 
 import email.utils
+import http.client
 import json
 import logging
 import os
@@ -168,7 +169,7 @@ class OpenAICompatibleAgent(BaseAgent):
             raise _Retryable(f"connection error: {_redact(str(err.reason), key)}") from None
         except TimeoutError:  # socket.timeout is an alias since 3.10
             raise _Retryable(f"timed out after {self.timeout:g}s") from None
-        except (ConnectionError, OSError) as err:  # resets mid-read, http.client errors
+        except (OSError, http.client.HTTPException) as err:  # resets, truncated bodies, bad status lines
             raise _Retryable(f"connection error: {type(err).__name__}") from None
         return _reply_text(raw)
 

@@ -62,7 +62,10 @@ class ChatServer:
                     for key, value in reply.headers.items():
                         self.send_header(key, value)
                     self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
+                    # X-Truncate: promise more bytes than are sent, then hang up.
+                    extra = 50 if "X-Truncate" in reply.headers else 0
+                    self.close_connection = self.close_connection or bool(extra)
+                    self.send_header("Content-Length", str(len(payload) + extra))
                     self.end_headers()
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
@@ -212,3 +215,11 @@ def test_make_agent_parses_openai_spec(serve) -> None:
 def test_bad_base_url_is_rejected(url: str) -> None:
     with pytest.raises(ValueError, match="base_url"):
         OpenAICompatibleAgent("m", url)
+
+
+def test_truncated_body_is_retried(serve) -> None:
+    # Content-Length promises more than is sent: http.client raises IncompleteRead.
+    server = serve(Reply(body=chat(ANSWER), headers={"X-Truncate": "1"}), Reply(body=chat(ANSWER)))
+    agent = agent_for(server)
+    assert agent.complete(MESSAGES) == ANSWER
+    assert len(server.requests) == 2

@@ -135,7 +135,7 @@ class OpenAICompatibleAgent(BaseAgent):
     def _complete_or_raise(self, messages: list[dict[str, str]]) -> str:
         body = {"model": self.model, "messages": messages, "temperature": self.temperature,
                 "max_tokens": self.max_tokens, **self.extra_body}
-        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        data = json.dumps(body).encode("ascii")  # ASCII escapes survive lone surrogates in pages
         for attempt in range(self.max_retries + 1):
             with self._stats_lock:
                 self.stats["requests"] += 1

@@ -223,3 +223,8 @@ def test_truncated_body_is_retried(serve) -> None:
     agent = agent_for(server)
     assert agent.complete(MESSAGES) == ANSWER
     assert len(server.requests) == 2
+
+
+def test_non_ascii_and_lone_surrogates_in_prompts_are_sent(serve) -> None:
+    server = serve()  # echoes the last user message
+    assert agent_for(server).complete([{"role": "user", "content": "Zelt für 2 € \ud800"}]) == "Zelt für 2 € \ud800"

@@ -17,8 +17,8 @@ CANONICAL_ACTION_TYPES: tuple[str, ...] = ("click", "type_and_submit", "terminat
 #: Every accepted type: ``scroll`` is type-only, for datasets that log it.
 ACTION_TYPES: tuple[str, ...] = CANONICAL_ACTION_TYPES + ("scroll",)
 
-# A response wrapped in one Markdown code fence: ```json\n{...}\n``` or ```{...}```.
-_FENCE = re.compile(r"\A```[A-Za-z0-9_-]*[ \t]*\n?(?P<body>.*?)\n?[ \t]*```\Z", re.DOTALL)
+# The info string of an opening code fence (```json): a language tag, nothing else.
+_FENCE_INFO = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class FormatError(ValueError):
@@ -99,9 +99,17 @@ class Response:
 
 def strip_code_fence(text: str) -> str:
     """Strip surrounding whitespace and at most one surrounding Markdown code fence."""
+    # Plain string work, not one big regex: a fenced run of whitespace made the regex
+    # backtrack quadratically, and this runs on every (possibly megabyte) model output.
     text = text.strip()
-    match = _FENCE.match(text)
-    return match.group("body").strip() if match else text
+    if len(text) < 6 or not (text.startswith("```") and text.endswith("```")):
+        return text
+    inner = text[3:-3]
+    first_line, newline, rest = inner.partition("\n")
+    if newline and _FENCE_INFO.fullmatch(first_line.strip()):
+        return rest.strip()
+    tag = _FENCE_INFO.match(inner).group()  # "```json{...}```" on one line
+    return inner[len(tag):].strip()
 
 
 def parse_response(text: str) -> Response:

@@ -91,3 +91,17 @@ def test_any_json_value_parses_or_raises_format_error(value):
         parse_response(json.dumps({"rationale": "r", "action": value}))
     except FormatError:
         pass
+
+
+@pytest.mark.parametrize("body", ["```\n" + " " * 200_000 + "x", "```\n" + "\t" * 200_000 + "```",
+                                  "```" + "`" * 100_000, "```json" + " " * 100_000 + "\n{}\n```"])
+def test_fence_stripping_is_linear_on_hostile_input(body):
+    # These took seconds to hours with a backtracking regex; now they fail fast.
+    with pytest.raises(FormatError):
+        parse_response(body)
+
+
+def test_single_line_fences():
+    text = _resp({"type": "terminate"})
+    assert parse_response("```" + text + "```").action == Action("terminate")
+    assert parse_response("```json" + text + "```").action == Action("terminate")

@@ -114,8 +114,6 @@ def test_megabyte_valid_response_is_scored():
     assert info["parse_error"] is None and info["exact_match"] is True and reward > 1
 
 
-@pytest.mark.xfail(reason="shop_env.actions._FENCE backtracks quadratically on an opened fence followed by "
-                          "a long whitespace run (actions.py, outside this module)", strict=False)
 def test_fenced_whitespace_run_is_scored_quickly():
     # Run in a child process so a quadratic parse is cut off instead of hanging the suite.
     code = (

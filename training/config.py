@@ -50,13 +50,14 @@ class DataConfig:
 
 @dataclass
 class SFTConfig:
-    """Cold-start supervised fine-tuning."""
+    """Cold-start supervised fine-tuning (``max_steps`` caps the optimizer steps; None: all epochs)."""
 
     enabled: bool = True
     epochs: float = 1.0
     learning_rate: float = 2e-5
     batch_size: int = 8
     max_seq_tokens: int = 2048
+    max_steps: int | None = None
 
 
 @dataclass

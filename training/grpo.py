@@ -35,7 +35,7 @@ examples:
   python training/grpo.py --config paper-qwen2.5-3b --backend verl --nnodes 2 --n-gpus 8 --ray-address auto
 
 config keys: name, seed, backend, model, data.{sessions,context,max_history,max_prompt_tokens,rationales,
-  test_fraction}, sft.{enabled,epochs,learning_rate,batch_size,max_seq_tokens}, grpo.{enabled,steps,
+  test_fraction}, sft.{enabled,epochs,max_steps,learning_rate,batch_size,max_seq_tokens}, grpo.{enabled,steps,
   learning_rate,batch_size,num_generations,temperature,top_p,kl_beta,max_completion_tokens,save_steps,
   self_certainty_chunk}, reward.<RewardConfig field>, eval.{split,batch_size,max_new_tokens,max_states}
 """

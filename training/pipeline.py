@@ -132,6 +132,7 @@ def sft_stage(config: TrainConfig, model: Any, tokenizer: Any, data: PipelineDat
         learning_rate=config.sft.learning_rate,
         batch_size=config.sft.batch_size,
         max_seq_tokens=config.sft.max_seq_tokens,
+        max_steps=config.sft.max_steps if config.sft.max_steps is not None else -1,
         context=config.data.context,
         max_history=config.data.max_history,
         max_prompt_tokens=config.data.max_prompt_tokens,
@@ -191,7 +192,7 @@ def oracle_stage(config: TrainConfig, data: PipelineData, out_dir: Path, *, prog
 
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    return evaluate(make_agent("oracle"), data.eval_states, out_dir, config=config.reward_config(),
+    return evaluate(make_agent("oracle", states=data.eval_states), data.eval_states, out_dir, config=config.reward_config(),
                     batch_size=config.eval.batch_size, resume=False, progress=progress)
 
 

@@ -1,0 +1,85 @@
+"""The training pipeline: metrics log handling, the report and plots, and (slow) a whole
+tiny run of ``python training/grpo.py`` that resumes without redoing finished stages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rewards.metrics import compute_metrics
+from shop_env.actions import Action
+from training.config import load_config
+from training.grpo_train import read_metrics, truncate_metrics
+from training.report import plot_training, write_report
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_metrics_log_survives_a_torn_line_and_truncates_to_a_checkpoint(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps({"step": s, "loss": 0.1 * s}) + "\n" for s in (1, 2, 3)) + '{"step": 4, "lo')
+    assert [r["step"] for r in read_metrics(path)] == [1, 2, 3]
+    assert truncate_metrics(path, 2) == 2
+    assert [r["step"] for r in read_metrics(path)] == [1, 2]
+    assert read_metrics(tmp_path / "absent.jsonl") == []
+
+
+def _rows():
+    golds = [Action("click", "a"), Action("terminate"), Action("type_and_submit", "q", "tent")]
+    good = compute_metrics(golds, golds)
+    poor = compute_metrics([None, Action("terminate"), Action("click", "a")], golds)
+    return {"Zero-shot": poor, "Shop-R1": good}
+
+
+def test_report_has_table_timings_plots_and_config(tmp_path):
+    run = tmp_path / "run"
+    (run / "grpo").mkdir(parents=True)
+    records = [{"step": s, "reward/total": 1.0 + s, "reward/format": 1.0, "reward/type": 0.1 * s,
+                "exact_match/click": 0.5, "exact_match/terminate": 1.0, "kl": 0.01 * s, "loss": 0.0}
+               for s in (1, 2, 3)]
+    (run / "grpo" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    config = load_config("tiny-cpu")
+    table = write_report(run, config, _rows(), timings={"sft": 12.0}, wall_s=20.0)
+    report = (run / "report.md").read_text()
+    assert table in report and "Shop-R1" in table and "Zero-shot" in table
+    assert "| sft | 12.0 |" in report and "grpo:" in report
+    for name in ("rewards.png", "exact_match.png", "kl_loss.png"):
+        png = run / "plots" / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"plots/{name}" in report
+    saved = json.loads((run / "results.json").read_text())
+    assert saved["rows"]["Shop-R1"]["exact_match"] == pytest.approx(1.0)
+
+
+def test_plots_skip_an_empty_log(tmp_path):
+    assert plot_training([], tmp_path) == []
+
+
+QUICK = ["data.sessions=synthetic:16?seed=3", "sft.max_steps=2", "sft.batch_size=2", "grpo.steps=2",
+         "grpo.batch_size=2", "grpo.num_generations=2", "grpo.max_completion_tokens=8", "grpo.save_steps=1",
+         "eval.max_states=4", "eval.max_new_tokens=8", "eval.batch_size=4", "data.max_prompt_tokens=512"]
+
+
+@pytest.mark.slow
+def test_whole_pipeline_cli_runs_and_resumes(tmp_path):
+    cmd = [sys.executable, str(REPO / "training" / "grpo.py"), "--out", str(tmp_path), "--name", "quick",
+           "--threads", "1", "--no-progress"]
+    for item in QUICK:
+        cmd += ["--set", item]
+    first = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    run = tmp_path / "quick"
+    for label in ("Zero-shot", "SFT", "Shop-R1"):
+        assert label in first.stdout
+    for path in ("config.yaml", "report.md", "results.json", "grpo/metrics.jsonl", "grpo/final/config.json",
+                 "sft/final/config.json", "plots/rewards.png", "plots/exact_match.png"):
+        assert (run / path).is_file(), path
+    assert [r["step"] for r in read_metrics(run / "grpo" / "metrics.jsonl")] == [1, 2]
+    again = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "SFT: reusing" in again.stderr and "GRPO: reusing" in again.stderr
+    assert [r["step"] for r in read_metrics(run / "grpo" / "metrics.jsonl")] == [1, 2]

@@ -49,10 +49,15 @@ def test_grpo_overrides_compose_with_ppo_trainer(plan) -> None:
     assert cfg.actor_rollout_ref.rollout.response_length == 512
 
 
-def test_grpo_config_passes_verl_validation(plan) -> None:
+@pytest.mark.parametrize(("preset", "nnodes", "n_gpus"),
+                         [("paper-qwen2.5-3b", 1, 1), ("paper-qwen2.5-3b", 1, 8), ("paper-qwen2.5-3b", 2, 8),
+                          ("tiny-cpu", 1, 8)])
+def test_grpo_config_passes_verl_validation(preset, nnodes, n_gpus, tmp_path) -> None:
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import validate_config
 
+    plan = build_plan(load_config(preset, ["backend=verl"]), nnodes=nnodes, n_gpus_per_node=n_gpus,
+                      ray_address="http://head:8265" if nnodes > 1 else None, out_root=tmp_path)
     args = plan.grpo_command[plan.grpo_command.index("training.verl_backend.entry") + 1:]
     cfg = _compose("ppo_trainer", with_required_overrides(args))
     assert need_reference_policy(cfg)  # the KL loss needs the reference model

@@ -138,3 +138,18 @@ def test_cli_dry_run_prints_resolved_config_and_bad_key_exits_2(tmp_path):
     helped = subprocess.run([sys.executable, str(script), "--help"], cwd=REPO, capture_output=True, text=True,
                             timeout=120)
     assert helped.returncode == 0 and "--resume" in helped.stdout and "tiny-cpu" in helped.stdout
+
+
+def test_cli_verl_backend_dry_run_plans_and_a_real_run_without_verl_says_how_to_install(tmp_path):
+    import importlib.util
+
+    script = REPO / "training" / "grpo.py"
+    plan = subprocess.run([sys.executable, str(script), "--backend", "verl", "--dry-run", "--nnodes", "2",
+                           "--n-gpus", "8", "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert plan.returncode == 0, plan.stderr
+    assert "backend: verl" in plan.stdout and "trainer.nnodes=2" in plan.stdout
+    if importlib.util.find_spec("verl") is None:
+        run = subprocess.run([sys.executable, str(script), "--backend", "verl", "--out", str(tmp_path)], cwd=REPO,
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 2 and "verl" in run.stderr and "pip install" in run.stderr

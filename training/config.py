@@ -50,7 +50,12 @@ class DataConfig:
 
 @dataclass
 class SFTConfig:
-    """Cold-start supervised fine-tuning (``max_steps`` caps the optimizer steps; None: all epochs)."""
+    """Cold-start supervised fine-tuning.
+
+    ``max_steps`` caps the optimizer steps (None: all epochs); ``max_sessions`` trains on a
+    seeded sample of that many training sessions (None: all), which also bounds the time
+    spent building the chat dataset.
+    """
 
     enabled: bool = True
     epochs: float = 1.0
@@ -58,6 +63,7 @@ class SFTConfig:
     batch_size: int = 8
     max_seq_tokens: int = 2048
     max_steps: int | None = None
+    max_sessions: int | None = None
 
 
 @dataclass

@@ -34,10 +34,16 @@ examples:
   python training/grpo.py --resume                         # continue an interrupted run
   python training/grpo.py --config paper-qwen2.5-3b --backend verl --nnodes 2 --n-gpus 8 --ray-address auto
 
-config keys: name, seed, backend, model, data.{sessions,context,max_history,max_prompt_tokens,rationales,
-  test_fraction}, sft.{enabled,epochs,max_steps,learning_rate,batch_size,max_seq_tokens}, grpo.{enabled,steps,
-  learning_rate,batch_size,num_generations,temperature,top_p,kl_beta,max_completion_tokens,save_steps,
-  self_certainty_chunk}, reward.<RewardConfig field>, eval.{split,batch_size,max_new_tokens,max_states}
+config keys:
+  name, seed, backend, model
+  data.{sessions,context,max_history,max_prompt_tokens,rationales,test_fraction}
+  sft.{enabled,epochs,max_steps,max_sessions,learning_rate,batch_size,max_seq_tokens}
+  grpo.{enabled,steps,learning_rate,batch_size,num_generations,temperature,top_p,kl_beta,
+        max_completion_tokens,save_steps,self_certainty_chunk}
+  reward.<RewardConfig field>: type_reward, click_name_attr, input_name_attr, input_text_attr,
+        input_name_value, dars_factor, rouge_threshold, format_weight, self_certainty_alpha,
+        action_reward (hierarchical|binary), use_format, use_self_certainty, self_certainty_variant
+  eval.{split,batch_size,max_new_tokens,max_states}
 """
 
 

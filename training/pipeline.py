@@ -139,8 +139,12 @@ def sft_stage(config: TrainConfig, model: Any, tokenizer: Any, data: PipelineDat
         seed=config.seed,
         rationales=config.data.rationales,
     )
-    saved = Path(run_sft(settings, model, tokenizer, data.train_sessions, stage_dir, resume=resume,
-                         progress=progress))
+    sessions = data.train_sessions
+    limit = config.sft.max_sessions
+    if limit is not None and limit < len(sessions):
+        keep = sorted(random.Random(config.seed).sample(range(len(sessions)), limit))
+        sessions = [sessions[i] for i in keep]
+    saved = Path(run_sft(settings, model, tokenizer, sessions, stage_dir, resume=resume, progress=progress))
     if saved.resolve() != final.resolve():
         if final.exists():
             shutil.rmtree(final)

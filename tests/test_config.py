@@ -145,7 +145,7 @@ def test_cli_verl_backend_dry_run_plans_and_a_real_run_without_verl_says_how_to_
 
     script = REPO / "training" / "grpo.py"
     plan = subprocess.run([sys.executable, str(script), "--backend", "verl", "--dry-run", "--nnodes", "2",
-                           "--n-gpus", "8", "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
+                           "--n-gpus", "8", "--ray-address", "http://head:8265", "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
                           timeout=120)
     assert plan.returncode == 0, plan.stderr
     assert "backend: verl" in plan.stdout and "trainer.nnodes=2" in plan.stdout

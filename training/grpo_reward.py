@@ -177,12 +177,17 @@ class ShopR1Reward:
         device = next(model.parameters()).device
         input_ids = torch.tensor(ids, device=device)
         attention = torch.tensor(attn, device=device)
-        with torch.no_grad():
-            logits = model(input_ids=input_ids, attention_mask=attention, logits_to_keep=width_c + 1).logits
-            # Logits at position t predict token t+1: drop the last one to align with the completion.
-            logits = logits[:, :-1, :].float()
-            mask = torch.tensor(tok_mask, device=logits.device)
-            values = self_certainty(logits, mask, variant=variant, chunk_size=self.chunk_size)
+        was_training = model.training
+        model.eval()  # the policy's distribution itself, without dropout noise
+        try:
+            with torch.no_grad():
+                logits = model(input_ids=input_ids, attention_mask=attention, logits_to_keep=width_c + 1).logits
+                # Logits at position t predict token t+1: drop the last one to align with the completion.
+                logits = logits[:, :-1, :].float()
+                mask = torch.tensor(tok_mask, device=logits.device)
+                values = self_certainty(logits, mask, variant=variant, chunk_size=self.chunk_size)
+        finally:
+            model.train(was_training)
         return [float(v) for v in values.detach().cpu().tolist()]
 
 

@@ -132,6 +132,7 @@ def grpo_args(config: TrainConfig, out_dir: Path, *, progress: bool = True) -> A
         logging_steps=1,
         save_strategy="steps",
         save_steps=g.save_steps,
+        save_total_limit=2,  # resume needs only the newest; a 3B checkpoint with optimizer is ~36 GB
         report_to="none",
         seed=config.seed,
         data_seed=config.seed,

@@ -32,7 +32,7 @@ KEPT_ATTRIBUTES: frozenset[str] = frozenset({
 })
 #: Whole subtrees a shopper never reads or acts on (their tail text is kept).
 DROPPED_TAGS: tuple[str, ...] = (
-    "head", "script", "style", "noscript", "template", "svg", "math", "iframe", "frame",
+    "title", "script", "style", "noscript", "template", "svg", "math", "iframe", "frame",
     "frameset", "object", "embed", "canvas", "meta", "link", "base", "hr", "wbr", "audio",
     "video", "source", "track", "map",
 )
@@ -44,6 +44,7 @@ _KEPT_EMPTY_TAGS = frozenset({"br", "img"}) | INTERACTIVE_TAGS
 # Childless elements without text: the candidates for "empty" (C-level, cheap tests).
 _BLANK_LEAVES = etree.XPath("//body//*[not(*)][not(normalize-space())]")
 _HIDING_TAGS = frozenset({"img", "input", "dialog"})
+_GONE_OR_BREAK = frozenset({_DROP, "br"})
 # Tags and attributes that need a closer look in clean_attributes (the rest are skipped).
 _SPECIAL_TAGS = _HIDING_TAGS | INTERACTIVE_TAGS
 _SPECIAL_KEYS = frozenset({"hidden", "aria-hidden", "style", "role", "onclick", "name", "href",
@@ -59,10 +60,37 @@ _SPACES = re.compile(r"\s+")
 
 
 def strip_invisible(root: etree._Element) -> etree._Element | None:
-    """Drop invisible subtrees and comments in place; return the body (None without one)."""
+    """Drop invisible subtrees and comments in place; return the body (None without one).
+
+    What is left in ``<head>`` after the strip moves to the start of the body: libxml2
+    leaves inline content that follows a ``<meta>`` or ``<script>`` of a body-less
+    fragment inside the head (``<meta charset=x><button>`` keeps the button there).
+    """
     etree.strip_elements(root, *DROPPED_TAGS, etree.Comment, etree.ProcessingInstruction,
                          etree.Entity, with_tail=False)
-    return root if root.tag == "body" else root.find("body")
+    if root.tag == "body":
+        return root
+    body = root.find("body")
+    head = root.find("head")
+    if head is not None:
+        if len(head) or (head.text and head.text.strip()):
+            if body is None:
+                body = etree.SubElement(root, "body")
+            _move_to_start(head, body)
+        root.remove(head)
+    return body
+
+
+def _move_to_start(source: etree._Element, target: etree._Element) -> None:
+    """Move ``source``'s text and children in front of ``target``'s content."""
+    children = list(source)
+    if children:
+        last = children[-1]
+        last.tail = (last.tail or "") + (target.text or "")
+        target.text = source.text
+        target[0:0] = children
+    else:
+        target.text = (source.text or "") + (target.text or "")
 
 
 def clean_attributes(body: etree._Element) -> tuple[list[etree._Element], dict[etree._Element, str]]:
@@ -162,14 +190,19 @@ def _drop_empty(body: etree._Element) -> None:
     marked = []
     for leaf in _BLANK_LEAVES(body):
         node = leaf
-        while node is not body and not _kept_empty(node):
-            node.tag = _DROP
-            marked.append(node)
+        while node is not body:
+            if node.tag == "br" and node is leaf:
+                pass  # a <br> stays in place unless its parent goes (checked below)
+            elif _kept_empty(node):
+                break
+            else:
+                node.tag = _DROP
+                marked.append(node)
             if node.getnext() is not None:
                 break  # the parent still has a later child to settle first
             node = node.getparent()
             if node is None or (node.text and node.text.strip()) or not all(
-                    child.tag == _DROP and not (child.tail and child.tail.strip()) for child in node):
+                    child.tag in _GONE_OR_BREAK and not (child.tail and child.tail.strip()) for child in node):
                 break
     if marked:
         _strip_subtrees(body, _DROP)

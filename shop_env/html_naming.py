@@ -151,20 +151,20 @@ def assign_names(
         order. Each element's ``name`` attribute is set (as its first attribute).
     """
     paths = _SectionPaths(sections)
-    taken: set[str] = set()
+    unique = _UniqueNames()
     names: list[str | None] = []
     for element in interactive:  # existing names first, so they win collisions
         given = element.get("name")
         if given is not None:
             given = _SPACES.sub(" ", given).strip()
-        names.append(_unique(given, taken) if given else None)
+        names.append(unique(given) if given else None)
     named = []
     for element, name in zip(interactive, names, strict=True):
         section = ".".join(paths.inside(element.getparent()))
         text = read_text(element)
         if name is None:
             label = _label(element, text)
-            name = _unique(f"{section}.{label}" if section else label, taken)
+            name = unique(f"{section}.{label}" if section else label)
         _set_name_first(element, name)
         named.append((element, name, section, text))
     return named
@@ -219,13 +219,26 @@ def _label(element: etree._Element, text: str) -> str:
     return slugify(tag) or "element"
 
 
-def _unique(name: str, taken: set[str]) -> str:
-    unique, counter = name, 1
-    while unique in taken:
-        counter += 1
-        unique = f"{name}_{counter}"
-    taken.add(unique)
-    return unique
+class _UniqueNames:
+    """Hands out page-unique names: a repeat gets the first free suffix ``_2``, ``_3``, ...
+
+    Remembers the last suffix per base name, so n repeats cost O(n), not O(n^2).
+    """
+
+    def __init__(self) -> None:
+        self._taken: set[str] = set()
+        self._last_suffix: dict[str, int] = {}
+
+    def __call__(self, name: str) -> str:
+        unique = name
+        if unique in self._taken:
+            counter = self._last_suffix.get(name, 1)
+            while unique in self._taken:
+                counter += 1
+                unique = f"{name}_{counter}"
+            self._last_suffix[name] = counter
+        self._taken.add(unique)
+        return unique
 
 
 def _set_name_first(element: etree._Element, name: str) -> None:

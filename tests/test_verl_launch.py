@@ -157,3 +157,44 @@ def test_hydra_value_formatting(value, text) -> None:
 def test_hydra_strings_are_plain_or_quoted(text: str) -> None:
     out = hydra_value(text)
     assert out == text or (out.startswith("'") and out.endswith("'"))
+
+
+def _local_tokenizer_dir(path: Path) -> Path:
+    """A small byte-level BPE saved like a model folder's tokenizer (no download)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(["<div>shop tent</div>"] * 10, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>").save_pretrained(path)
+    return path
+
+
+def test_run_exports_then_reports_the_failing_stage(capsys, tmp_path) -> None:
+    """Without verl here the GRPO stage fails; run() has exported the data first and returns its status."""
+    import json
+
+    from shop_env.sessions import write_jsonl
+    from shop_env.synthetic import generate_sessions
+
+    data = tmp_path / "sessions.jsonl"
+    write_jsonl(generate_sessions(6, seed=3), data)
+    model = _local_tokenizer_dir(tmp_path / "model")
+    config = load_config("tiny-cpu", ["backend=verl", "sft.enabled=false", f"model={model}",
+                                      f"data.sessions={data}", "data.max_prompt_tokens=4000"])
+    code = launch.run(config, dry_run=False, out_root=tmp_path / "runs")
+    err = capsys.readouterr().err
+    assert code != 0 and "GRPO stage exited" in err
+    run_dir = tmp_path / "runs" / "tiny-cpu" / "verl"
+    assert (run_dir / "data" / "train.parquet").is_file() and (run_dir / "data" / "test.parquet").is_file()
+    assert (run_dir / "config.yaml").is_file()
+    saved = json.loads((run_dir / "launch.json").read_text())
+    assert saved["grpo_command"][1:3] == ["-m", "training.verl_backend.entry"]
+
+
+def test_missing_program_is_reported(capsys) -> None:
+    assert launch.run_stage("SFT", ["definitely-not-a-program-xyz"]) == 127
+    assert "could not start" in capsys.readouterr().err

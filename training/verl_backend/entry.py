@@ -18,9 +18,15 @@ from training.verl_backend.overrides import with_required_overrides
 def main(argv: Sequence[str] | None = None) -> None:
     """Run verl's PPO main with ``argv`` (default: the command line) plus Shop-R1's wiring."""
     args = with_required_overrides(sys.argv[1:] if argv is None else argv)
-    from verl.trainer.main_ppo import main as verl_main
+    try:
+        from verl.trainer.main_ppo import main as verl_main
 
-    import training.verl_backend.verl_trainer  # noqa: F401  (registers the trainer here)
+        import training.verl_backend.verl_trainer  # noqa: F401  (registers the trainer here)
+    except ImportError as err:
+        raise SystemExit(
+            f"error: the verl entry point needs verl 0.9 with TransferQueue ({err}). verl pins its own "
+            "transformers/vLLM: install it in a separate venv (docs/verl.md)."
+        ) from None
 
     sys.argv = [sys.argv[0], *args]  # Hydra reads its overrides from sys.argv
     verl_main()

@@ -256,9 +256,8 @@ def run(
         print(f"error: data export failed: {err}", file=sys.stderr)
         return 2
     if plan.sft_command:
-        code = subprocess.run(plan.sft_command, check=False).returncode
+        code = run_stage("SFT", plan.sft_command)
         if code:
-            print(f"error: SFT stage exited with {code}", file=sys.stderr)
             return code
         try:
             sft_model = str(latest_sft_export(plan.run_dir / "sft"))
@@ -268,7 +267,16 @@ def run(
         plan.grpo_command = [a.replace(plan.grpo_model, sft_model) for a in plan.grpo_command]
         plan.grpo_model = sft_model
         print(f"[verl] GRPO starts from {sft_model}", flush=True)
-    code = subprocess.run(plan.grpo_command, check=False).returncode
+    return run_stage("GRPO", plan.grpo_command)
+
+
+def run_stage(name: str, argv: list[str]) -> int:
+    """Run one stage's command; returns its exit status (127 when the program is missing)."""
+    try:
+        code = subprocess.run(argv, check=False).returncode
+    except OSError as err:  # e.g. torchrun or ray not on PATH in this environment
+        print(f"error: {name} stage could not start {argv[0]!r}: {err}", file=sys.stderr)
+        return 127
     if code:
-        print(f"error: GRPO stage exited with {code}", file=sys.stderr)
+        print(f"error: {name} stage exited with {code}", file=sys.stderr)
     return code

@@ -11,9 +11,3 @@ settings.register_profile("default", deadline=None, suppress_health_check=[Healt
 settings.register_profile("ci", deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
-# tests/verl/ runs inside verl's own virtualenv (scripts/verl_ci.sh); verl pins its own
-# transformers/vLLM, so it never lives in the default install.
-try:
-    import verl  # noqa: F401
-except ImportError:
-    collect_ignore = ["verl"]

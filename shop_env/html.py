@@ -43,8 +43,15 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from shop_env.html_clean import KEPT_ATTRIBUTES, clean_attributes, collapse, strip_invisible
-from shop_env.html_naming import TextReader, assign_names, slugify
+from shop_env.html_clean import (
+    BLANK_CHARS,
+    KEPT_ATTRIBUTES,
+    URI_SAFE,
+    clean_attributes,
+    collapse,
+    strip_invisible,
+)
+from shop_env.html_naming import TextReader, assign_names, slugify, xml_safe
 
 __all__ = ["Element", "KEPT_ATTRIBUTES", "MAX_INPUT_BYTES", "PrunedPage", "prune_html", "slugify"]
 
@@ -57,6 +64,8 @@ TEXT_INPUT_TYPES = frozenset({
     "", "text", "search", "email", "number", "password", "tel", "url", "date",
     "datetime-local", "month", "week", "time",
 })
+_BOOLEAN_ATTRIBUTES = frozenset({"checked", "selected", "disabled"})
+_BLANK_RUNS = re.compile(f"[{re.escape(BLANK_CHARS)}]+")
 _SPACES = re.compile(r"\s+")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
@@ -119,10 +128,32 @@ def prune_html(raw: str | bytes) -> PrunedPage:
     interactive, sections = clean_attributes(body)
     collapse(body)
     elements = {}
+    escaped_links = []
     for element, name, section, text in assign_names(interactive, sections, TextReader(4 * len(data))):
         elements[name] = _describe(element, name, section, text)
+        if element.tag == "a" and not URI_SAFE.issuperset(name):
+            escaped_links.append(element)
+    return PrunedPage(_serialize(body, escaped_links, data), elements, truncated)
+
+
+def _serialize(body: etree._Element, escaped_links: list[etree._Element], data: bytes) -> str:
+    """Serialise ``body`` as HTML with whitespace runs collapsed.
+
+    libxml2 percent-escapes the ``name`` of an ``<a>`` (an old URI rule), which would
+    turn ``café`` into ``caf%C3%A9``; such links are written under a placeholder tag
+    that the input does not contain, then renamed back in the text.
+    """
+    placeholder = ""
+    if escaped_links:
+        placeholder = "a-shopr"
+        while re.search(placeholder.encode(), data, re.IGNORECASE):
+            placeholder += "-x"
+        for element in escaped_links:
+            element.tag = placeholder
     html = etree.tostring(body, method="html", encoding="unicode", with_tail=False)
-    return PrunedPage(_SPACES.sub(" ", html), elements, truncated)
+    if placeholder:
+        html = html.replace(f"<{placeholder}", "<a").replace(f"</{placeholder}>", "</a>")
+    return _BLANK_RUNS.sub(" ", html)
 
 
 def _to_utf8(raw: str | bytes) -> tuple[bytes, bool]:
@@ -175,12 +206,16 @@ def _parse(data: bytes) -> etree._Element | None:
 
 def _describe(element: etree._Element, name: str, section: str, text: str) -> Element:
     tag = element.tag
+    if tag == "li" and not element.text and len(element) == 0:
+        element.text = ""  # else libxml2 writes "<li>" without "</li>", swallowing the tail
     items = element.items()
     attrs = dict(items)
     for key, value in items:
         # Every whitespace character but " " is unprintable: only then is a regex needed.
-        if "  " in value or not value.isprintable():
-            clean = _SPACES.sub(" ", value)  # as the serialised page will read
+        if key in _BOOLEAN_ATTRIBUTES:
+            attrs[key] = ""  # serialised minimised (``checked``), so it parses back as ""
+        elif "  " in value or not value.isprintable():
+            clean = xml_safe(_SPACES.sub(" ", value))  # as the serialised page will read
             element.set(key, clean)
             attrs[key] = clean
     role = attrs.get("role", "")

@@ -10,7 +10,9 @@ renamed to a sentinel tag and handled by one C call. Nothing here recurses in Py
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable
+from urllib.parse import quote
 
 from lxml import etree
 
@@ -20,15 +22,16 @@ from shop_env.html_naming import (
     INTERACTIVE_TAGS,
     is_section_container,
     section_slug,
+    xml_safe,
 )
 
-__all__ = ["DROPPED_TAGS", "KEPT_ATTRIBUTES", "clean_attributes", "collapse", "strip_invisible"]
+__all__ = ["BLANK_CHARS", "DROPPED_TAGS", "KEPT_ATTRIBUTES", "URI_SAFE", "clean_attributes", "collapse", "strip_invisible"]
 
 #: Attributes that survive pruning (``name`` only on interactive elements).
 KEPT_ATTRIBUTES: frozenset[str] = frozenset({
     "name", "type", "value", "placeholder", "aria-label", "alt", "title", "href", "role",
     "checked", "selected", "disabled", "data-section", "aria-checked", "aria-selected",
-    "aria-expanded",
+    "aria-expanded", "open",
 })
 #: Whole subtrees a shopper never reads or acts on (their tail text is kept).
 DROPPED_TAGS: tuple[str, ...] = (
@@ -41,18 +44,28 @@ _DROP = "shopr-drop"
 _UNWRAP = "shopr-unwrap"
 # Elements kept even without text (a <br> stays in place but keeps no parent alive).
 _KEPT_EMPTY_TAGS = frozenset({"br", "img"}) | INTERACTIVE_TAGS
+# "Blank" text, the same in XPath and Python so that a second pruning pass agrees with
+# the first: ASCII blanks plus &nbsp; and the other Unicode spaces, but not the C0
+# controls that str.isspace() also counts (XPath strings cannot hold them).
+_OTHER_SPACES = "".join(c for c in map(chr, range(0x20, 0x3001)) if c.isspace() and c != " ")
+BLANK_CHARS = " \t\n\r" + _OTHER_SPACES
+_IS_BLANK = f"not(normalize-space(translate({{}}, '{_OTHER_SPACES}', '')))"
 # Childless elements without text: the candidates for "empty" (C-level, cheap tests).
-_BLANK_LEAVES = etree.XPath("//body//*[not(*)][not(normalize-space())]")
+_BLANK_LEAVES = etree.XPath(f"//body//*[not(*)][{_IS_BLANK.format('.')}]")
 _HIDING_TAGS = frozenset({"img", "input", "dialog"})
-_GONE_OR_BREAK = frozenset({_DROP, "br"})
 # Tags and attributes that need a closer look in clean_attributes (the rest are skipped).
-_SPECIAL_TAGS = _HIDING_TAGS | INTERACTIVE_TAGS
+_SPECIAL_TAGS = _HIDING_TAGS | INTERACTIVE_TAGS | {"label"}
 _SPECIAL_KEYS = frozenset({"hidden", "aria-hidden", "style", "role", "onclick", "name", "href",
                            "data-semantic-id", "id", "data-section", "aria-label"})
 _NO_KEYS: frozenset[str] = frozenset()
+# What libxml2 leaves unescaped in URI attributes (xmlURIEscapeStr with its exceptions).
+_URI_SAFE_MARKS = "-_.!~*'()@/:=?;#%&,+"
+URI_SAFE = frozenset(string.ascii_letters + string.digits + _URI_SAFE_MARKS)
 _QUERY_OR_FRAGMENT = re.compile(r"[?#]")
 _BARE_SPANS = etree.XPath("//span[not(@*)]")
-_WRAPPER_DIVS = etree.XPath("//div[not(@*)][count(*) = 1][not(text()[normalize-space()])]")
+_WRAPPER_DIVS = etree.XPath(
+    f"//div[not(@*)][count(*) = 1][not(text()[not({_IS_BLANK.format('.')})])]"
+)
 _LABEL_TEXT = etree.XPath(".//text()[not(ancestor::select or ancestor::textarea)]")
 _HIDING_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 _PIXEL_SIZE = re.compile(r"\s*[01](?:\.0*)?\s*(?:px)?\s*")
@@ -73,10 +86,11 @@ def strip_invisible(root: etree._Element) -> etree._Element | None:
     body = root.find("body")
     head = root.find("head")
     if head is not None:
-        if len(head) or (head.text and head.text.strip()):
+        if len(head) or not _blank(head.text):
             if body is None:
                 body = etree.SubElement(root, "body")
             _move_to_start(head, body)
+            etree.strip_tags(body, "html", "head", "body")  # libxml2 may nest these in head
         root.remove(head)
     return body
 
@@ -84,13 +98,14 @@ def strip_invisible(root: etree._Element) -> etree._Element | None:
 def _move_to_start(source: etree._Element, target: etree._Element) -> None:
     """Move ``source``'s text and children in front of ``target``'s content."""
     children = list(source)
+    # xml_safe: lxml refuses to write control characters the parser let through.
     if children:
         last = children[-1]
-        last.tail = (last.tail or "") + (target.text or "")
-        target.text = source.text
+        last.tail = xml_safe((last.tail or "") + (target.text or ""))
+        target.text = xml_safe(source.text or "")
         target[0:0] = children
     else:
-        target.text = (source.text or "") + (target.text or "")
+        target.text = xml_safe((source.text or "") + (target.text or ""))
 
 
 def clean_attributes(body: etree._Element) -> tuple[list[etree._Element], dict[etree._Element, str]]:
@@ -125,8 +140,6 @@ def clean_attributes(body: etree._Element) -> tuple[list[etree._Element], dict[e
             special = _SPECIAL_KEYS.intersection(keys)  # most elements carry only class/data-*
         else:
             special = _NO_KEYS
-        if tag == "label":
-            labels.append(element)
         if not special and tag not in _SPECIAL_TAGS:
             continue
         if (tag in _HIDING_TAGS or "hidden" in special or "aria-hidden" in special or "style" in special) \
@@ -134,9 +147,11 @@ def clean_attributes(body: etree._Element) -> tuple[list[etree._Element], dict[e
             hidden.append(element)
             walker.skip_subtree()
             continue
+        if tag == "label":
+            labels.append(element)
         role = None
         if "role" in special:
-            role = _SPACES.sub(" ", element.get("role")).strip().lower()
+            role = xml_safe(_SPACES.sub(" ", element.get("role"))).strip().lower()
             element.set("role", role)
         is_interactive = tag in INTERACTIVE_TAGS or role in INTERACTIVE_ROLES
         if not is_interactive and "onclick" in special:
@@ -145,7 +160,7 @@ def clean_attributes(body: etree._Element) -> tuple[list[etree._Element], dict[e
         if is_interactive:
             interactive.append(element)
             if "data-semantic-id" in special:
-                semantic_id = element.get("data-semantic-id").strip()
+                semantic_id = xml_safe(_SPACES.sub(" ", element.get("data-semantic-id"))).strip()
                 if semantic_id:
                     element.set("name", semantic_id)  # a dataset's semantic id beats a field name
             if "id" in special and tag in _FIELD_TAGS:
@@ -161,8 +176,8 @@ def clean_attributes(body: etree._Element) -> tuple[list[etree._Element], dict[e
                 element.set("href", href)
             else:
                 del element.attrib["href"]
-    _label_fields(labels, fields_by_id)
     _rename_and(_strip_subtrees, body, hidden, _DROP)
+    _label_fields(labels, fields_by_id)  # after: a hidden field must not take the label
     dropped = seen_keys - KEPT_ATTRIBUTES
     if dropped:
         _strip_attributes(body, dropped)
@@ -191,7 +206,7 @@ def _drop_empty(body: etree._Element) -> None:
     for leaf in _BLANK_LEAVES(body):
         node = leaf
         while node is not body:
-            if node.tag == "br" and node is leaf:
+            if node is leaf and _is_plain_break(node):
                 pass  # a <br> stays in place unless its parent goes (checked below)
             elif _kept_empty(node):
                 break
@@ -201,11 +216,19 @@ def _drop_empty(body: etree._Element) -> None:
             if node.getnext() is not None:
                 break  # the parent still has a later child to settle first
             node = node.getparent()
-            if node is None or (node.text and node.text.strip()) or not all(
-                    child.tag in _GONE_OR_BREAK and not (child.tail and child.tail.strip()) for child in node):
+            if node is None or not _blank(node.text) or not all(
+                    (child.tag == _DROP or _is_plain_break(child)) and _blank(child.tail) for child in node):
                 break
     if marked:
         _strip_subtrees(body, _DROP)
+
+
+def _is_plain_break(element: etree._Element) -> bool:
+    return element.tag == "br" and element.get("role") not in INTERACTIVE_ROLES
+
+
+def _blank(text: str | None) -> bool:
+    return not text or not text.strip(BLANK_CHARS)
 
 
 def _kept_empty(element: etree._Element) -> bool:
@@ -239,7 +262,7 @@ def _label_fields(labels: list[etree._Element], fields_by_id: dict[str, etree._E
             control = next(label.iter("input", "select", "textarea"), None)
         if control is None or control.get("aria-label") or not _is_field(control):
             continue
-        text = _SPACES.sub(" ", "".join(_LABEL_TEXT(label))).strip()[:200]
+        text = xml_safe(_SPACES.sub(" ", "".join(_LABEL_TEXT(label)))).strip()[:200]
         if text:
             control.set("aria-label", text)
 
@@ -250,13 +273,20 @@ def _is_field(element: etree._Element) -> bool:
 
 
 def _shorten_href(href: str) -> str:
+    """Cut query and fragment, and URI-escape the rest as libxml2's serialiser would.
+
+    libxml2 percent-escapes ``href`` when it writes HTML; escaping first (idempotently:
+    ``%`` is safe) makes the value we report equal the value the pruned page shows.
+    """
     if "  " in href or not href.isprintable():
         href = _SPACES.sub(" ", href)
     href = href.strip()
     if href[:11].lower() == "javascript:":
         return ""
     cut = _QUERY_OR_FRAGMENT.search(href) if ("?" in href or "#" in href) else None
-    return href[: cut.start()].rstrip() if cut else href
+    if cut:
+        href = href[: cut.start()].rstrip()
+    return href if URI_SAFE.issuperset(href) else quote(href, safe=_URI_SAFE_MARKS)
 
 
 def _strip_attributes(body: etree._Element, names: set[str]) -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "is_section_container",
     "section_slug",
     "slugify",
+    "xml_safe",
 ]
 
 #: The longest label slug in a derived name (each section slug is cut the same way).
@@ -71,6 +72,16 @@ MAX_TEXT_CHARS = 200
 
 _NON_WORD = re.compile(r"\W+")
 _SPACES = re.compile(r"\s+")
+
+
+# Characters lxml refuses in attribute values (XML 1.0 invalid); the parser can still
+# produce them, so every value we write back goes through xml_safe().
+_XML_INVALID = {c: None for c in [*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0xFFFE, 0xFFFF]}
+
+
+def xml_safe(value: str) -> str:
+    """``value`` without the characters lxml refuses in attribute values (controls, U+FFFE/F)."""
+    return value if value.isprintable() else value.translate(_XML_INVALID)
 
 
 def slugify(text: str, limit: int = MAX_LABEL_CHARS) -> str:
@@ -156,7 +167,7 @@ def assign_names(
     for element in interactive:  # existing names first, so they win collisions
         given = element.get("name")
         if given is not None:
-            given = _SPACES.sub(" ", given).strip()
+            given = xml_safe(_SPACES.sub(" ", given)).strip()
         names.append(unique(given) if given else None)
     named = []
     for element, name in zip(interactive, names, strict=True):
@@ -252,4 +263,4 @@ def _set_name_first(element: etree._Element, name: str) -> None:
     attrib.clear()
     attrib["name"] = name
     for key, value in others:
-        attrib[key] = value
+        attrib[key] = xml_safe(value)  # the parser keeps characters lxml will not write

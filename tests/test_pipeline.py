@@ -75,7 +75,7 @@ def test_whole_pipeline_cli_runs_and_resumes(tmp_path):
     run = tmp_path / "quick"
     for label in ("Zero-shot", "SFT", "Shop-R1"):
         assert label in first.stdout
-    for path in ("config.yaml", "report.md", "results.json", "grpo/metrics.jsonl", "grpo/final/config.json",
+    for path in ("config.yaml", "report.md", "results.json", "metrics.jsonl", "grpo/metrics.jsonl", "grpo/final/config.json",
                  "sft/final/config.json", "plots/rewards.png", "plots/exact_match.png"):
         assert (run / path).is_file(), path
     assert [r["step"] for r in read_metrics(run / "grpo" / "metrics.jsonl")] == [1, 2]

@@ -248,6 +248,11 @@ def run_pipeline(config: TrainConfig, out_root: str | os.PathLike[str] = "runs",
     if config.grpo.enabled:
         model, tokenizer, _ = timed("grpo", grpo_stage, config, model, tokenizer, data, run_dir / "grpo",
                                     resume=resume, progress=progress)
+        # The run's headline log: one record per GRPO step (the SFT log stays in sft/).
+        from training.grpo_train import METRICS_FILE
+
+        if (run_dir / "grpo" / METRICS_FILE).is_file():
+            shutil.copyfile(run_dir / "grpo" / METRICS_FILE, run_dir / METRICS_FILE)
         rows[SHOP_R1] = timed("eval shop-r1", eval_stage, config, model, tokenizer, data, ev / "shop-r1",
                               resume=resume, progress=progress)
     try:

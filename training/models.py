@@ -53,13 +53,13 @@ class TinySpec:
     """
 
     vocab_size: int = 3072
-    hidden_size: int = 128
-    num_layers: int = 4
-    num_heads: int = 4
-    num_kv_heads: int = 2
-    intermediate_size: int = 384
+    hidden_size: int = 96
+    num_layers: int = 3
+    num_heads: int = 3
+    num_kv_heads: int = 1
+    intermediate_size: int = 288
     max_position_embeddings: int = 32768
-    tokenizer_sessions: int = 400
+    tokenizer_sessions: int = 64
 
 
 def load_model(
@@ -157,7 +157,8 @@ def _load_tiny(
 
     if sessions is None:
         sessions = _default_sessions()
-    corpus = list(_corpus(sessions[: sizes.tokenizer_sessions]))
+    # Pages repeat a lot within and across sessions: train on each distinct text once.
+    corpus = list(dict.fromkeys(_corpus(sessions[: sizes.tokenizer_sessions])))
     if not corpus:
         raise ValueError("cannot build the tiny model: the sessions hold no text to train its tokenizer on")
     fingerprint = _fingerprint(corpus, sizes, seed)
@@ -257,7 +258,7 @@ def _fingerprint(corpus: list[str], sizes: TinySpec, seed: int) -> dict[str, Any
     import transformers
 
     meta = {"sizes": asdict(sizes), "seed": seed, "tokenizers": tokenizers.__version__,
-            "transformers": transformers.__version__, "format": 1}
+            "transformers": transformers.__version__, "format": 2}
     digest.update(json.dumps(meta, sort_keys=True).encode())
     return {"hash": digest.hexdigest()[:16], **meta}
 

@@ -19,7 +19,7 @@ import dataclasses
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,6 @@ log = logging.getLogger(__name__)
 FINAL_DIR = "final"
 #: The per-step metrics file inside ``out_dir``.
 METRICS_FILE = "metrics.jsonl"
-# Room left for the chat template's end tokens when a per-step prompt budget is derived.
-_TEMPLATE_MARGIN = 16
 
 
 @dataclass
@@ -152,7 +150,7 @@ def build_sft_dataset(sessions: Sequence[Session], tokenizer: Any, settings: SFT
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError("the tokenizer has no chat template; SFT renders chats through it")
     sessions = _with_rationales(sessions, settings.rationales)
-    chats: list[list[dict[str, str]]] = []
+    chats: list[list[dict[str, Any]]] = []
     for session in sessions:
         if settings.context == "whole-session":
             chats.extend(_session_chats(session, tokenizer, settings.max_seq_tokens))
@@ -177,35 +175,140 @@ def _with_rationales(sessions: Sequence[Session], spec: str) -> list[Session]:
     return fill_rationales(sessions, make_writer(spec), progress=False)
 
 
-def _session_chats(session: Session, tokenizer: Any, budget: int) -> list[list[dict[str, str]]]:
-    """One whole-session chat, or several for a session whose turns cannot fit in one."""
-    from shop_env.prompt import session_chat
+def _session_chats(session: Session, tokenizer: Any, budget: int) -> list[list[dict[str, Any]]]:
+    """Whole-session chats of one session that train every step exactly once, each within ``budget``.
 
-    messages = session_chat(session, "whole-session", tokenizer, budget)
-    if chat_tokens(tokenizer, messages) <= budget:
-        return [messages]
-    if len(session.steps) == 1:
-        # One page + one answer that cannot fit even cut: keep it; TRL truncates the tail.
-        log.warning("session %s: one step does not fit %d tokens even with its page cut", session.session_id, budget)
-        return [messages]
-    # Every page is dropped or cut and the assistant turns alone are over budget:
-    # train on consecutive parts, each a chat of its own.
-    half = len(session.steps) // 2
-    first = dataclasses.replace(session, steps=session.steps[:half])
-    second = dataclasses.replace(session, steps=session.steps[half:])
-    return _session_chats(first, tokenizer, budget) + _session_chats(second, tokenizer, budget)
+    Walking back from the last step, each chat holds steps ``[start, end)``: the trained
+    steps ``[first, end)`` keep their pages (the last page is cut if it alone is too long);
+    the earlier steps show their URL and action with the page dropped and are context only
+    (their assistant turns carry ``"train": False``, so no loss is put on an answer whose
+    page the model cannot see); steps before ``start`` are left out only when even their
+    page-less turns do not fit. The next chat ends where this one's trained steps begin.
+    """
+    from shop_env.prompt import PAGE_DROPPED, session_chat
 
-
-def _step_chats(session: Session, tokenizer: Any, settings: SFTSettings) -> list[list[dict[str, str]]]:
-    from shop_env.prompt import format_target, step_chats
-
-    longest_target = max(
-        len(tokenizer.encode(format_target(s.rationale, s.action), add_special_tokens=False)) for s in session.steps
+    n_steps = len(session.steps)
+    full = session_chat(session, "whole-session")  # unbudgeted: the exact texts, fast
+    bare = session_chat(
+        dataclasses.replace(session, steps=[dataclasses.replace(st, html=PAGE_DROPPED) for st in session.steps]),
+        "whole-session",
     )
-    budget = max(1, settings.max_seq_tokens - longest_target - _TEMPLATE_MARGIN)
-    if settings.max_prompt_tokens is not None:
-        budget = min(budget, settings.max_prompt_tokens)
-    return step_chats(session, "latest-step", tokenizer, budget, settings.max_history)
+    system, users, answers = full[0], full[1::2], full[2::2]
+    dropped = bare[1::2]
+    size = _MessageSizer(tokenizer)
+    fixed = size(system)
+    kept_cost = [size(users[i]) + size(answers[i]) for i in range(n_steps)]
+    bare_cost = [size(dropped[i]) + size(answers[i]) for i in range(n_steps)]
+    chats: list[list[dict[str, Any]]] = []
+    end = n_steps
+    while end > 0:
+        last = end - 1
+        start, context = 0, sum(bare_cost[:last])
+        while start < last and fixed + context + kept_cost[last] > budget:
+            context -= bare_cost[start]
+            start += 1
+        first, total = last, fixed + context + kept_cost[last]
+        while first > start and total - bare_cost[first - 1] + kept_cost[first - 1] <= budget:
+            total += kept_cost[first - 1] - bare_cost[first - 1]
+            first -= 1
+        messages: list[dict[str, Any]] = [dict(system)]
+        for i in range(start, end):
+            messages.append(dict(users[i] if i >= first else dropped[i]))
+            messages.append({**answers[i], "train": i >= first})
+        chats.append(_cut_last_page(messages, session.steps[last].html, tokenizer, budget, session.session_id))
+        end = first
+    chats.reverse()
+    return chats
+
+
+class _MessageSizer:
+    """Tokens of one chat message as rendered by the chat template (additive for ChatML)."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, message: dict[str, Any]) -> int:
+        return chat_tokens(self.tokenizer, [message])
+
+
+def _cut_last_page(
+    messages: list[dict[str, Any]], page: str, tokenizer: Any, budget: int, session_id: str
+) -> list[dict[str, Any]]:
+    """Cut the page of the last user turn (with the prompt's cut marker) until the chat fits."""
+    return _cut_page(messages, len(messages) - 2, page, tokenizer, lambda m: chat_tokens(tokenizer, m) - budget,
+                     session_id)
+
+
+def _cut_page(
+    messages: list[dict[str, Any]],
+    index: int,
+    page: str,
+    tokenizer: Any,
+    overflow: Callable[[list[dict[str, Any]]], int],
+    session_id: str,
+) -> list[dict[str, Any]]:
+    """Cut ``page`` inside ``messages[index]`` (keeping a prefix + the cut marker) until ``overflow`` <= 0.
+
+    Like :mod:`shop_env.prompt`'s cut, but one tokenizer pass per try: the cut point is
+    read from the page's token offsets instead of a binary search over prefixes.
+    ``overflow(messages)`` says how many tokens are over budget. Warns when even the whole
+    page cut is not enough, unless ``session_id`` is empty.
+    """
+    from shop_env.prompt import CUT_MARKER
+
+    content = messages[index]["content"]
+    at = content.rfind(page) if page else -1
+    head, body, tail = (content[:at], page, content[at + len(page):]) if at >= 0 else ("", content, "")
+    marker = len(tokenizer.encode(CUT_MARKER.format(cut=len(body)), add_special_tokens=False))
+    for _ in range(4):  # re-measure: token counts are not exactly additive at the cut
+        over = overflow(messages)
+        if over <= 0:
+            return messages
+        offsets = tokenizer(body, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        room = len(offsets) - over - marker - 2
+        keep = offsets[room][0] if 0 < room < len(offsets) else 0
+        body = body[:keep]
+        messages[index] = {**messages[index], "content": head + body + CUT_MARKER.format(cut=len(page) - keep) + tail}
+        if keep == 0:
+            break
+    if session_id and overflow(messages) > 0:
+        log.warning("session %s: a step does not fit the token budget even with its page cut; TRL truncates it",
+                    session_id)
+    return messages
+
+
+def _step_chats(session: Session, tokenizer: Any, settings: SFTSettings) -> list[list[dict[str, Any]]]:
+    """One ``latest-step`` chat per step (the GRPO/evaluation prompt + the answer), fitted to the budget.
+
+    The prompt of ``latest-step`` holds one page, the current one; it is cut (with the
+    prompt module's marker) until the prompt fits ``max_prompt_tokens`` and the whole chat
+    fits ``max_seq_tokens``. A step whose list of past actions alone is over budget keeps
+    only its most recent past actions (16, 8, ... 0).
+    """
+    from shop_env.prompt import step_chats
+
+    def overflow(chat: list[dict[str, Any]]) -> int:
+        over = chat_tokens(tokenizer, chat) - settings.max_seq_tokens
+        if settings.max_prompt_tokens is not None:
+            over = max(over, chat_tokens(tokenizer, chat[:-1]) - settings.max_prompt_tokens)
+        return over
+
+    def fitted(chat: list[dict[str, Any]], page: str, quiet: bool) -> bool:
+        _cut_page(chat, 1, page, tokenizer, overflow, "" if quiet else session.session_id)
+        return overflow(chat) <= 0
+
+    chats = step_chats(session, "latest-step", None, None, settings.max_history)  # unbudgeted: fast
+    for index, step in enumerate(session.steps):
+        if fitted(chats[index], step.html, quiet=True):
+            continue
+        for history in (16, 8, 4, 2, 1, 0):
+            if settings.max_history is not None and history >= settings.max_history:
+                continue
+            chat = step_chats(session, "latest-step", None, None, history)[index]
+            if fitted(chat, step.html, quiet=history > 0) or history == 0:
+                chats[index] = chat
+                break
+    return chats
 
 
 # --- training ---------------------------------------------------------------------------

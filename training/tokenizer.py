@@ -8,7 +8,9 @@ it as a ``transformers.PreTrainedTokenizerFast``.
 The chat template is ChatML. Assistant content *and* its end-of-turn token sit inside
 ``{% generation %}`` markers, so TRL's ``assistant_only_loss`` trains exactly the assistant
 JSON plus ``<|im_end|>`` (the model learns to stop), and ``add_generation_prompt`` opens an
-assistant turn for inference.
+assistant turn for inference. An assistant message with ``"train": False`` renders the same
+text without the markers: it is context, not a target (SFT uses this for turns whose page
+was dropped to fit the budget).
 """
 
 from __future__ import annotations
@@ -24,11 +26,15 @@ IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
 SPECIAL_TOKENS: tuple[str, ...] = (PAD_TOKEN, IM_START, IM_END)
 
+#: Pre-tokenizer words: a run of non-separators (with one leading space), a run of
+#: separators, or a run of whitespace.
+WORD_PATTERN = r' ?[^\s<>"=/]+|[<>"=/]+|\s+'
+
 #: ChatML with TRL/transformers generation markers around the assistant content + end token.
 CHATML_TEMPLATE = (
     "{%- for message in messages %}"
     "{{- '<|im_start|>' + message['role'] + '\\n' }}"
-    "{%- if message['role'] == 'assistant' %}"
+    "{%- if message['role'] == 'assistant' and message.get('train') is not false %}"
     "{%- generation %}{{- message['content'] + '<|im_end|>' }}{%- endgeneration %}"
     "{{- '\\n' }}"
     "{%- else %}"
@@ -55,7 +61,7 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 3072, min_freque
     Raises:
         ValueError: ``vocab_size`` is too small or the corpus is empty.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     if vocab_size < 300:
@@ -64,9 +70,15 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 3072, min_freque
     if not corpus:
         raise ValueError("cannot train a tokenizer on an empty corpus")
     core = Tokenizer(models.BPE())
-    # No prefix space: the chat template puts content right after "\n", and a prefix space
-    # would make a turn render differently alone and inside a conversation.
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # Words are split at whitespace and HTML/JSON punctuation only, so element names such as
+    # "search_results.alpine_tent.view_product" can merge into few tokens (about 4.2 chars per
+    # token on pruned pages, against 3.2 with the GPT-2 split). No prefix space: the chat
+    # template puts content right after "\n", and a prefix space would make a turn render
+    # differently alone and inside a conversation.
+    core.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(WORD_PATTERN), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

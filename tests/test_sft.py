@@ -1,0 +1,181 @@
+"""training.sft: chat datasets, assistant-only labels, a short real SFT run, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from test_sft_sessions import make_sessions
+
+from shop_env.prompt import PAGE_DROPPED, format_target
+from training.models import TinySpec, load_model
+from training.sft import (
+    METRICS_FILE,
+    SFT_PRESETS,
+    SFTSettings,
+    build_sft_dataset,
+    build_trainer,
+    chat_tokens,
+    run_sft,
+)
+from training.tokenizer import IM_END
+
+SMALL = TinySpec(vocab_size=600, hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=128)
+
+
+@pytest.fixture(scope="module")
+def sessions():
+    return make_sessions(6)
+
+
+@pytest.fixture(scope="module")
+def base_dir(sessions, tmp_path_factory):
+    out = tmp_path_factory.mktemp("base")
+    load_model("tiny", sessions=sessions, out_dir=out, tiny=SMALL)
+    return out
+
+
+def fresh_model(sessions, base_dir):
+    """The cached tiny model, loaded anew (training changes it in place)."""
+    return load_model("tiny", sessions=sessions, out_dir=base_dir, tiny=SMALL)
+
+
+def label_spans(labels: list[int]) -> list[list[int]]:
+    spans, current = [], []
+    for token in labels:
+        if token == -100:
+            if current:
+                spans.append(current)
+            current = []
+        else:
+            current.append(token)
+    return spans + ([current] if current else [])
+
+
+def targets(session) -> list[str]:
+    return [format_target(step.rationale, step.action) for step in session.steps]
+
+
+@pytest.mark.parametrize("context", ["whole-session", "latest-step"])
+def test_labels_are_exactly_the_assistant_answers(sessions, base_dir, tmp_path, context) -> None:
+    model, tokenizer = fresh_model(sessions, base_dir)
+    trainer = build_trainer(SFTSettings(context=context, max_steps=1), model, tokenizer, sessions, tmp_path)
+    rows = trainer.train_dataset
+    decoded = [[tokenizer.decode(span) for span in label_spans(row["labels"])] for row in rows]
+    expected = [t + IM_END for s in sessions for t in targets(s)]
+    if context == "whole-session":
+        assert len(rows) == len(sessions)
+        assert decoded == [[t + IM_END for t in targets(s)] for s in sessions]
+    else:
+        assert len(rows) == len(expected)
+        assert [d for row in decoded for d in row] == expected
+    for row in rows:  # everything else (system, pages, role headers) is masked
+        masked = [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label == -100]
+        assert "Page:" in tokenizer.decode(masked) or "Current page" in tokenizer.decode(masked)
+
+
+def trained_answers(chats) -> list[str]:
+    return [m["content"] for chat in chats for m in chat if m["role"] == "assistant" and m.get("train") is not False]
+
+
+def test_long_sessions_train_each_answer_once_with_its_page(base_dir, tmp_path) -> None:
+    long_sessions = make_sessions(4, seed=1, pages=25)
+    model, tokenizer = load_model("tiny", sessions=long_sessions, out_dir=base_dir / "long", tiny=SMALL)
+    full = build_sft_dataset(long_sessions, tokenizer, SFTSettings(max_seq_tokens=100_000))
+    assert len(full) == len(long_sessions)
+    longest = max(chat_tokens(tokenizer, chat) for chat in full["messages"])
+    budget = longest // 3
+    settings = SFTSettings(max_seq_tokens=budget)
+    chats = build_sft_dataset(long_sessions, tokenizer, settings)["messages"]
+    assert len(chats) > len(long_sessions)
+    assert all(chat_tokens(tokenizer, chat) <= budget for chat in chats)
+    assert trained_answers(chats) == [t for s in long_sessions for t in targets(s)]  # each once, in order
+    for chat in chats:
+        for user, answer in zip(chat[1::2], chat[2::2], strict=True):
+            # a trained answer sees its page; an answer whose page was dropped is context only
+            assert (PAGE_DROPPED in user["content"]) == (answer.get("train") is False)
+    assert any(PAGE_DROPPED in m["content"] for chat in chats for m in chat)
+    trainer = build_trainer(settings, model, tokenizer, long_sessions, tmp_path)
+    labels = [tokenizer.decode(span) for row in trainer.train_dataset for span in label_spans(row["labels"])]
+    assert labels == [t + IM_END for t in trained_answers(chats)]
+
+
+def test_latest_step_chats_fit_and_keep_the_answer(base_dir) -> None:
+    long_sessions = make_sessions(2, seed=2, pages=25)
+    _, tokenizer = load_model("tiny", sessions=long_sessions, out_dir=base_dir / "long2", tiny=SMALL)
+    settings = SFTSettings(context="latest-step", max_seq_tokens=800, max_prompt_tokens=700)
+    chats = build_sft_dataset(long_sessions, tokenizer, settings)["messages"]
+    assert [chat[-1]["content"] for chat in chats] == [t for s in long_sessions for t in targets(s)]
+    assert all(chat_tokens(tokenizer, chat) <= 800 for chat in chats)
+    assert all(chat_tokens(tokenizer, chat[:-1]) <= 700 for chat in chats)
+    assert any("page cut here" in chat[1]["content"] for chat in chats)
+
+
+def test_a_tiny_budget_still_trains_every_answer(sessions, base_dir) -> None:
+    _, tokenizer = fresh_model(sessions, base_dir)
+    chats = build_sft_dataset(sessions, tokenizer, SFTSettings(max_seq_tokens=700))["messages"]
+    assert len(chats) > len(sessions)
+    assert trained_answers(chats) == [t for s in sessions for t in targets(s)]
+
+
+def test_missing_rationales_are_written_by_the_template_writer(base_dir) -> None:
+    bare = make_sessions(2, rationales=False)
+    _, tokenizer = load_model("tiny", sessions=bare, out_dir=base_dir / "bare", tiny=SMALL)
+    chats = build_sft_dataset(bare, tokenizer, SFTSettings())["messages"]
+    rationales = [json.loads(m["content"])["rationale"] for chat in chats for m in chat if m["role"] == "assistant"]
+    assert len(rationales) == sum(len(s.steps) for s in bare) and all(rationales)
+
+
+def test_a_short_sft_run_lowers_the_loss_and_saves(sessions, base_dir, tmp_path) -> None:
+    model, tokenizer = fresh_model(sessions, base_dir)
+    settings = SFTSettings(max_steps=16, batch_size=2, learning_rate=3e-3, warmup_ratio=0.0, save_steps=8,
+                           lr_scheduler="constant", max_seq_tokens=700)
+    final = run_sft(settings, model, tokenizer, sessions, tmp_path)
+    records = [json.loads(line) for line in (tmp_path / METRICS_FILE).read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert [r["step"] for r in records if "loss" in r] == list(range(1, 17))
+    assert all(r["phase"] == "sft" for r in records)
+    assert sum(losses[-4:]) / 4 < 0.7 * sum(losses[:2]) / 2
+    assert (tmp_path / "checkpoint-16").is_dir() and (tmp_path / "checkpoint-8").is_dir()
+    loaded, loaded_tok = load_model(str(final))
+    row = build_trainer(SFTSettings(max_steps=1), loaded, loaded_tok, sessions[:1], tmp_path / "probe").train_dataset[0]
+    ids = torch.tensor([row["input_ids"]])
+    with torch.no_grad():
+        loss = loaded(ids, labels=torch.tensor([row["labels"]])).loss.item()
+    assert loss < losses[0]  # the saved weights are the trained ones
+
+
+def test_resume_continues_the_step_count(sessions, base_dir, tmp_path) -> None:
+    settings = SFTSettings(max_steps=2, batch_size=2, learning_rate=1e-3, save_steps=1, save_total_limit=5,
+                           max_seq_tokens=600)
+    model, tokenizer = fresh_model(sessions, base_dir)
+    run_sft(settings, model, tokenizer, sessions, tmp_path)
+    model, tokenizer = fresh_model(sessions, base_dir)
+    settings.max_steps = 4
+    run_sft(settings, model, tokenizer, sessions, tmp_path, resume=True)
+    steps = [json.loads(line)["step"] for line in (tmp_path / METRICS_FILE).read_text().splitlines()
+             if "loss" in json.loads(line)]
+    assert steps == [1, 2, 3, 4]
+    state = json.loads((tmp_path / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+
+
+def test_settings_presets_and_unknown_keys() -> None:
+    paper = SFTSettings.preset("paper")
+    assert paper.epochs == 4 and paper.learning_rate == 2e-5
+    assert SFTSettings.preset("tiny", epochs=1.0).epochs == 1.0
+    assert set(SFT_PRESETS) == {"tiny", "paper"}
+    with pytest.raises(ValueError, match="'bogus'"):
+        SFTSettings.from_dict({"bogus": 1})
+    with pytest.raises(ValueError, match="unknown SFT preset"):
+        SFTSettings.preset("huge")
+    assert SFTSettings.from_dict(paper.to_dict()) == paper
+
+
+def test_bad_inputs_raise_clear_errors(sessions, base_dir) -> None:
+    _, tokenizer = fresh_model(sessions, base_dir)
+    with pytest.raises(ValueError, match="at least one session"):
+        build_sft_dataset([], tokenizer, SFTSettings())
+    with pytest.raises(ValueError, match="context"):
+        build_sft_dataset(sessions, tokenizer, SFTSettings(context="everything"))

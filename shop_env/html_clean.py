@@ -53,6 +53,7 @@ _IS_BLANK = f"not(normalize-space(translate({{}}, '{_OTHER_SPACES}', '')))"
 # Childless elements without text: the candidates for "empty" (C-level, cheap tests).
 _BLANK_LEAVES = etree.XPath(f"//body//*[not(*)][{_IS_BLANK.format('.')}]")
 _HIDING_TAGS = frozenset({"img", "input", "dialog"})
+_WRAPPER_TAGS = frozenset({"span", "div"})
 # Tags and attributes that need a closer look in clean_attributes (the rest are skipped).
 _SPECIAL_TAGS = _HIDING_TAGS | INTERACTIVE_TAGS | {"label"}
 _SPECIAL_KEYS = frozenset({"hidden", "aria-hidden", "style", "role", "onclick", "name", "href",
@@ -62,10 +63,6 @@ _NO_KEYS: frozenset[str] = frozenset()
 _URI_SAFE_MARKS = "-_.!~*'()@/:=?;#%&,+"
 URI_SAFE = frozenset(string.ascii_letters + string.digits + _URI_SAFE_MARKS)
 _QUERY_OR_FRAGMENT = re.compile(r"[?#]")
-_BARE_SPANS = etree.XPath("//span[not(@*)]")
-_WRAPPER_DIVS = etree.XPath(
-    f"//div[not(@*)][count(*) = 1][not(text()[not({_IS_BLANK.format('.')})])]"
-)
 _LABEL_TEXT = etree.XPath(".//text()[not(ancestor::select or ancestor::textarea)]")
 _HIDING_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 _PIXEL_SIZE = re.compile(r"\s*[01](?:\.0*)?\s*(?:px)?\s*")
@@ -108,7 +105,9 @@ def _move_to_start(source: etree._Element, target: etree._Element) -> None:
         target.text = xml_safe((source.text or "") + (target.text or ""))
 
 
-def clean_attributes(body: etree._Element) -> tuple[list[etree._Element], dict[etree._Element, str]]:
+def clean_attributes(
+    body: etree._Element,
+) -> tuple[list[etree._Element], dict[etree._Element, str], list[etree._Element]]:
     """One walk over ``body``: hidden elements, labels, roles, names, hrefs, attributes.
 
     * hidden elements (``hidden``, ``aria-hidden="true"``, hiding inline style,
@@ -122,8 +121,9 @@ def clean_attributes(body: etree._Element) -> tuple[list[etree._Element], dict[e
     * every attribute not in :data:`KEPT_ATTRIBUTES` is removed (one C call).
 
     Returns:
-        The interactive elements in document order, and section container -> slug
-        (:mod:`shop_env.html_naming` rule 3). Later clean-up never removes either.
+        The interactive elements in document order; section container -> slug
+        (:mod:`shop_env.html_naming` rule 3), neither of which later clean-up removes;
+        and the visible ``span``/``div`` elements, for :func:`collapse`.
     """
     hidden: list[etree._Element] = []
     labels: list[etree._Element] = []
@@ -131,6 +131,7 @@ def clean_attributes(body: etree._Element) -> tuple[list[etree._Element], dict[e
     sections: dict[etree._Element, str] = {}
     fields_by_id: dict[str, etree._Element] = {}
     seen_keys: set[str] = set()
+    wrappers: list[etree._Element] = []
     walker = etree.iterwalk(body, events=("start",))
     for _, element in walker:
         tag = element.tag
@@ -140,6 +141,8 @@ def clean_attributes(body: etree._Element) -> tuple[list[etree._Element], dict[e
             special = _SPECIAL_KEYS.intersection(keys)  # most elements carry only class/data-*
         else:
             special = _NO_KEYS
+        if tag in _WRAPPER_TAGS:
+            wrappers.append(element)
         if not special and tag not in _SPECIAL_TAGS:
             continue
         if (tag in _HIDING_TAGS or "hidden" in special or "aria-hidden" in special or "style" in special) \
@@ -181,17 +184,24 @@ def clean_attributes(body: etree._Element) -> tuple[list[etree._Element], dict[e
     dropped = seen_keys - KEPT_ATTRIBUTES
     if dropped:
         _strip_attributes(body, dropped)
-    return interactive, sections
+    return interactive, sections, wrappers
 
 
-def collapse(body: etree._Element) -> None:
+def collapse(body: etree._Element, wrappers: list[etree._Element]) -> None:
     """Drop empty non-interactive elements, then unwrap bare spans and wrapper divs.
 
+    ``wrappers`` are the ``span``/``div`` elements :func:`clean_attributes` saw; those
+    removed since have been renamed, so a tag test tells which are still in the tree.
     Spans go first, so ``<div><span>x</span></div>`` keeps its block: ``<div>x</div>``.
+    A div is a wrapper when it has no attributes, exactly one child element and only
+    blank text around it; all wrappers are found before any is unwrapped.
     """
     _drop_empty(body)
-    _rename_and(etree.strip_tags, body, _BARE_SPANS(body), _UNWRAP)
-    _rename_and(etree.strip_tags, body, _WRAPPER_DIVS(body), _UNWRAP)
+    spans = [element for element in wrappers if element.tag == "span" and not element.keys()]
+    _rename_and(etree.strip_tags, body, spans, _UNWRAP)
+    divs = [element for element in wrappers if element.tag == "div" and not element.keys()
+            and len(element) == 1 and _blank(element.text) and _blank(element[0].tail)]
+    _rename_and(etree.strip_tags, body, divs, _UNWRAP)
 
 
 def _drop_empty(body: etree._Element) -> None:

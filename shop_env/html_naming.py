@@ -159,7 +159,7 @@ def assign_names(
 
     Returns:
         ``(element, name, section path, text)`` per interactive element, in document
-        order. Each element's ``name`` attribute is set (as its first attribute).
+        order. Each element's ``name`` attribute is set.
     """
     paths = _SectionPaths(sections)
     unique = _UniqueNames()
@@ -176,7 +176,7 @@ def assign_names(
         if name is None:
             label = _label(element, text)
             name = unique(f"{section}.{label}" if section else label)
-        _set_name_first(element, name)
+        element.set("name", name)
         named.append((element, name, section, text))
     return named
 
@@ -250,17 +250,3 @@ class _UniqueNames:
             self._last_suffix[name] = counter
         self._taken.add(unique)
         return unique
-
-
-def _set_name_first(element: etree._Element, name: str) -> None:
-    """Make ``name`` the first attribute, so a reader sees the handle before the rest."""
-    keys = element.keys()
-    if not keys or keys[0] == "name" or keys == ["name"]:
-        element.set("name", name)
-        return
-    others = [(key, value) for key, value in element.items() if key != "name"]
-    attrib = element.attrib
-    attrib.clear()
-    attrib["name"] = name
-    for key, value in others:
-        attrib[key] = xml_safe(value)  # the parser keeps characters lxml will not write

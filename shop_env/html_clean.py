@@ -198,10 +198,55 @@ def collapse(body: etree._Element, wrappers: list[etree._Element]) -> None:
     """
     _drop_empty(body)
     spans = [element for element in wrappers if element.tag == "span" and not element.keys()]
-    _rename_and(etree.strip_tags, body, spans, _UNWRAP)
+    _rename_and(etree.strip_tags, body, _safe_to_unwrap(spans), _UNWRAP)
     divs = [element for element in wrappers if element.tag == "div" and not element.keys()
             and len(element) == 1 and _blank(element.text) and _blank(element[0].tail)]
-    _rename_and(etree.strip_tags, body, divs, _UNWRAP)
+    _rename_and(etree.strip_tags, body, _safe_to_unwrap(divs), _UNWRAP)
+
+
+def _safe_to_unwrap(candidates: list[etree._Element]) -> list[etree._Element]:
+    """The candidates (in document order) whose children may move up to where they land.
+
+    Unwrapping must not create a parent/child pair that libxml2 would re-parse
+    differently (``<p><span><div>`` -> ``<p><div>`` reads back as ``<p></p><div>``),
+    or pruning the pruned page would change it. A child lands in the nearest ancestor
+    that is not unwrapped itself; ancestors come first in document order, so that is
+    known when a candidate is checked.
+    """
+    landing: dict[etree._Element, etree._Element] = {}
+    chosen = []
+    for wrapper in candidates:
+        parent = wrapper.getparent()
+        if parent is None:
+            continue
+        target = landing.get(parent, parent)
+        if all(_may_contain(target.tag, child.tag) for child in wrapper):
+            landing[wrapper] = target
+            chosen.append(wrapper)
+    return chosen
+
+
+_NESTING: dict[tuple[str, str], bool] = {}
+_SIMPLE_TAG = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+
+
+def _may_contain(parent: object, child: object) -> bool:
+    """Whether libxml2 keeps ``<child>`` directly inside ``<parent>`` (found once per pair)."""
+    if not isinstance(child, str):
+        return True  # a comment or similar: no parsing rule applies
+    if parent == "body":
+        return True
+    key = (parent, child)
+    known = _NESTING.get(key)
+    if known is None:
+        known = False
+        if isinstance(parent, str) and _SIMPLE_TAG.fullmatch(parent) and _SIMPLE_TAG.fullmatch(child):
+            probe = f"<html><body><{parent}><{child}>x</{child}></{parent}></body></html>"
+            root = etree.fromstring(probe, etree.HTMLParser())
+            holder = root.find(f".//{parent}") if root is not None else None
+            known = holder is not None and holder.find(child) is not None
+        _NESTING[key] = known
+    return known
 
 
 def _drop_empty(body: etree._Element) -> None:

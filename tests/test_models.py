@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from test_sft_sessions import make_sessions
 
 from training.models import FINGERPRINT_FILE, TinySpec, load_model, model_summary
-from training.tokenizer import IM_END, train_bpe_tokenizer
+from training.tokenizer import IM_END, JSON_SCAFFOLD, train_bpe_tokenizer
 
 SMALL = TinySpec(vocab_size=512, hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=128)
 
@@ -34,7 +34,7 @@ def test_tiny_is_a_small_qwen2_with_its_own_tokenizer(tiny) -> None:
     assert model.config.model_type == "qwen2"
     summary = model_summary(model)
     assert summary["layers"] == 2 and summary["hidden"] == 64
-    assert summary["vocab"] == len(tokenizer) <= 512
+    assert summary["vocab"] == len(tokenizer) <= 512 + len(JSON_SCAFFOLD)
     assert tokenizer.eos_token == IM_END and tokenizer.pad_token is not None
     assert tokenizer.pad_token_id != tokenizer.eos_token_id
     assert (out / "tiny-base" / FINGERPRINT_FILE).is_file()
@@ -146,3 +146,12 @@ def test_smollm2_loads_offline_from_the_package_and_generates(monkeypatch) -> No
     mask = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": "Paris."}], tokenize=True,
                                          return_dict=True, return_assistant_tokens_mask=True)["assistant_masks"]
     assert sum(mask) >= 2  # "Paris." plus <|im_end|> are trained under assistant-only loss
+
+
+def test_answer_json_scaffold_is_one_token_each_and_round_trips(tiny) -> None:
+    _, _, tokenizer = tiny
+    answer = ('{"rationale": "I want \\"it\\" now.", "action": {"type": "type_and_submit", '
+              '"name": "search_input", "text": "red shoes"}}')
+    pieces = tokenizer.convert_ids_to_tokens(tokenizer.encode(answer, add_special_tokens=False))
+    assert pieces[0] == '{"rationale": "' and '", "action": {"type": "' in pieces and pieces[-1] == '"}}'
+    assert tokenizer.decode(tokenizer.encode(answer, add_special_tokens=False)) == answer

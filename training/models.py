@@ -258,7 +258,7 @@ def _fingerprint(corpus: list[str], sizes: TinySpec, seed: int) -> dict[str, Any
     import transformers
 
     meta = {"sizes": asdict(sizes), "seed": seed, "tokenizers": tokenizers.__version__,
-            "transformers": transformers.__version__, "format": 2}
+            "transformers": transformers.__version__, "format": 3}
     digest.update(json.dumps(meta, sort_keys=True).encode())
     return {"hash": digest.hexdigest()[:16], **meta}
 

@@ -3,12 +3,14 @@
 * :class:`SFTSettings` — the knobs, with presets ``tiny`` (CPU) and ``paper`` (4 epochs at
   lr 2e-5).
 * :func:`build_sft_dataset` — a ``datasets.Dataset`` with one ``messages`` chat per example:
-  ``whole-session`` gives one multi-turn chat per session (user: page, assistant: response
-  JSON, :func:`shop_env.prompt.session_chat`); ``latest-step`` gives one chat per step with
-  the same prompt GRPO and evaluation use (:func:`shop_env.prompt.step_chats`). Every chat
-  fits ``max_seq_tokens``: the oldest pages are dropped first (their assistant turns stay),
-  then the last page is cut; a session whose assistant turns alone exceed the budget is
-  split into consecutive parts.
+  ``whole-session`` gives multi-turn chats (user: page, assistant: response JSON, as
+  :func:`shop_env.prompt.session_chat` renders them); ``latest-step`` gives one chat per step
+  with the prompt GRPO and evaluation use (:func:`shop_env.prompt.step_chats`). Every chat
+  fits ``max_seq_tokens``. A whole session that does not fit becomes several chats, walking
+  back from its last step: each chat trains the steps whose pages it keeps (the newest, the
+  last one cut if needed) and shows the older steps as page-less context (URL + answer, with
+  ``"train": False`` so no loss is put on an answer whose page is not visible). Every answer
+  is trained exactly once, always with its page in view.
 * :func:`run_sft` — trains with loss on assistant turns only, checkpoints in ``out_dir``,
   resumes from the last checkpoint, logs the loss per step to ``out_dir/metrics.jsonl``.
 """
@@ -135,7 +137,9 @@ def build_sft_dataset(sessions: Sequence[Session], tokenizer: Any, settings: SFT
             ``max_history`` and ``rationales``.
 
     Returns:
-        A ``datasets.Dataset`` with one column, ``messages`` (role/content dicts).
+        A ``datasets.Dataset`` with one column, ``messages`` (role/content dicts; assistant
+        turns that are context only carry ``"train": False``, which the ChatML template of
+        :mod:`training.tokenizer` honours; a template that ignores it trains those turns too).
 
     Raises:
         ValueError: no sessions, an unknown context, or a tokenizer without a chat template.
@@ -236,7 +240,7 @@ def _cut_last_page(
 ) -> list[dict[str, Any]]:
     """Cut the page of the last user turn (with the prompt's cut marker) until the chat fits."""
     return _cut_page(messages, len(messages) - 2, page, tokenizer, lambda m: chat_tokens(tokenizer, m) - budget,
-                     session_id)
+                     session_id)[0]
 
 
 def _cut_page(
@@ -246,13 +250,14 @@ def _cut_page(
     tokenizer: Any,
     overflow: Callable[[list[dict[str, Any]]], int],
     session_id: str,
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], int]:
     """Cut ``page`` inside ``messages[index]`` (keeping a prefix + the cut marker) until ``overflow`` <= 0.
 
     Like :mod:`shop_env.prompt`'s cut, but one tokenizer pass per try: the cut point is
     read from the page's token offsets instead of a binary search over prefixes.
-    ``overflow(messages)`` says how many tokens are over budget. Warns when even the whole
-    page cut is not enough, unless ``session_id`` is empty.
+    ``overflow(messages)`` says how many tokens are over budget. Returns the messages and
+    their final overflow. Warns when even the whole page cut is not enough, unless
+    ``session_id`` is empty.
     """
     from shop_env.prompt import CUT_MARKER
 
@@ -260,21 +265,22 @@ def _cut_page(
     at = content.rfind(page) if page else -1
     head, body, tail = (content[:at], page, content[at + len(page):]) if at >= 0 else ("", content, "")
     marker = len(tokenizer.encode(CUT_MARKER.format(cut=len(body)), add_special_tokens=False))
+    over = overflow(messages)
     for _ in range(4):  # re-measure: token counts are not exactly additive at the cut
-        over = overflow(messages)
         if over <= 0:
-            return messages
+            return messages, over
         offsets = tokenizer(body, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
         room = len(offsets) - over - marker - 2
         keep = offsets[room][0] if 0 < room < len(offsets) else 0
         body = body[:keep]
         messages[index] = {**messages[index], "content": head + body + CUT_MARKER.format(cut=len(page) - keep) + tail}
+        over = overflow(messages)
         if keep == 0:
             break
-    if session_id and overflow(messages) > 0:
+    if session_id and over > 0:
         log.warning("session %s: a step does not fit the token budget even with its page cut; TRL truncates it",
                     session_id)
-    return messages
+    return messages, over
 
 
 def _step_chats(session: Session, tokenizer: Any, settings: SFTSettings) -> list[list[dict[str, Any]]]:
@@ -288,14 +294,15 @@ def _step_chats(session: Session, tokenizer: Any, settings: SFTSettings) -> list
     from shop_env.prompt import step_chats
 
     def overflow(chat: list[dict[str, Any]]) -> int:
-        over = chat_tokens(tokenizer, chat) - settings.max_seq_tokens
+        # prompt + answer: the chat template renders each message on its own (ChatML)
+        prompt = chat_tokens(tokenizer, chat[:-1])
+        over = prompt + chat_tokens(tokenizer, chat[-1:]) - settings.max_seq_tokens
         if settings.max_prompt_tokens is not None:
-            over = max(over, chat_tokens(tokenizer, chat[:-1]) - settings.max_prompt_tokens)
+            over = max(over, prompt - settings.max_prompt_tokens)
         return over
 
     def fitted(chat: list[dict[str, Any]], page: str, quiet: bool) -> bool:
-        _cut_page(chat, 1, page, tokenizer, overflow, "" if quiet else session.session_id)
-        return overflow(chat) <= 0
+        return _cut_page(chat, 1, page, tokenizer, overflow, "" if quiet else session.session_id)[1] <= 0
 
     chats = step_chats(session, "latest-step", None, None, settings.max_history)  # unbudgeted: fast
     for index, step in enumerate(session.steps):

@@ -27,8 +27,9 @@ Interactive elements
 
 Robustness and limits
     Bytes are decoded by BOM, else ``<meta charset>`` in the first 4 KiB, else UTF-8;
-    undecodable bytes become U+FFFD. Input over :data:`MAX_INPUT_BYTES` (UTF-8) is cut
-    to that size and parsed as truncated HTML (``PrunedPage.truncated`` says so).
+    undecodable bytes become U+FFFD. Input over :data:`MAX_INPUT_SIZE` (characters of
+    text, bytes of bytes) is cut to that size and parsed as truncated HTML
+    (``PrunedPage.truncated`` says so).
     libxml2 caps nesting at 2048 levels: content nested deeper is dropped. All work is
     done by lxml's C-level operations plus Python loops over the interactive elements;
     nothing recurses in Python. Deterministic, and idempotent:
@@ -53,11 +54,11 @@ from shop_env.html_clean import (
 )
 from shop_env.html_naming import TextReader, assign_names, slugify, xml_safe
 
-__all__ = ["Element", "KEPT_ATTRIBUTES", "MAX_INPUT_BYTES", "PrunedPage", "prune_html", "slugify"]
+__all__ = ["Element", "KEPT_ATTRIBUTES", "MAX_INPUT_SIZE", "PrunedPage", "prune_html", "slugify"]
 
-#: Inputs longer than this (in UTF-8 bytes) are truncated before parsing: bounds time
-#: and memory (a real listing page is 1-3 MB).
-MAX_INPUT_BYTES = 16 * 1024 * 1024
+#: Inputs longer than this (characters of text, bytes of bytes) are cut before parsing:
+#: this bounds time and memory (a real listing page is 1-3 MB).
+MAX_INPUT_SIZE = 16 * 1024 * 1024
 INPUT_ROLES = frozenset({"textbox", "searchbox", "combobox"})
 #: ``input`` types that take typed text (kind ``"input"``); other types are clicked.
 TEXT_INPUT_TYPES = frozenset({
@@ -99,7 +100,7 @@ class PrunedPage:
     """A simplified page: ``html`` (one ``<body>`` element) and its named elements.
 
     ``elements`` maps each interactive element's name to its :class:`Element`, in
-    document order. ``truncated`` is True when the input exceeded :data:`MAX_INPUT_BYTES`.
+    document order. ``truncated`` is True when the input exceeded :data:`MAX_INPUT_SIZE`.
     """
 
     html: str
@@ -120,8 +121,8 @@ def prune_html(raw: str | bytes) -> PrunedPage:
     Raises:
         TypeError: ``raw`` is neither ``str`` nor bytes-like.
     """
-    data, truncated = _to_utf8(raw)
-    root = _parse(data)
+    source, truncated = _to_text(raw)
+    root = _parse(source)
     body = strip_invisible(root) if root is not None else None
     if body is None:
         return PrunedPage(_EMPTY_PAGE, {}, truncated)
@@ -129,14 +130,14 @@ def prune_html(raw: str | bytes) -> PrunedPage:
     collapse(body, wrappers)
     elements = {}
     escaped_links = []
-    for element, name, section, text in assign_names(interactive, sections, TextReader(4 * len(data))):
+    for element, name, section, text in assign_names(interactive, sections, TextReader(4 * len(source))):
         elements[name] = _describe(element, name, section, text)
         if element.tag == "a" and not URI_SAFE.issuperset(name):
             escaped_links.append(element)
-    return PrunedPage(_serialize(body, escaped_links, data), elements, truncated)
+    return PrunedPage(_serialize(body, escaped_links, source), elements, truncated)
 
 
-def _serialize(body: etree._Element, escaped_links: list[etree._Element], data: bytes) -> str:
+def _serialize(body: etree._Element, escaped_links: list[etree._Element], source: str) -> str:
     """Serialise ``body`` as HTML with whitespace runs collapsed.
 
     libxml2 percent-escapes the ``name`` of an ``<a>`` (an old URI rule), which would
@@ -146,7 +147,7 @@ def _serialize(body: etree._Element, escaped_links: list[etree._Element], data: 
     placeholder = ""
     if escaped_links:
         placeholder = "a-shopr"
-        while re.search(placeholder.encode(), data, re.IGNORECASE):
+        while re.search(placeholder, source, re.IGNORECASE):
             placeholder += "-x"
         for element in escaped_links:
             element.tag = placeholder
@@ -156,17 +157,17 @@ def _serialize(body: etree._Element, escaped_links: list[etree._Element], data: 
     return _BLANK_RUNS.sub(" ", html)
 
 
-def _to_utf8(raw: str | bytes) -> tuple[bytes, bool]:
+def _to_text(raw: str | bytes) -> tuple[str, bool]:
+    """The page as text, cut to :data:`MAX_INPUT_SIZE` (characters of text, bytes of bytes)."""
     if isinstance(raw, str):
-        data = raw.encode("utf-8", errors="replace")  # lone surrogates become "?"
-    elif isinstance(raw, (bytes, bytearray, memoryview)):
-        data = _decode(bytes(raw)).encode("utf-8", errors="replace")
-    else:
-        raise TypeError(f"prune_html expects str or bytes, got {type(raw).__name__}")
-    truncated = len(data) > MAX_INPUT_BYTES
-    if truncated:
-        data = data[:MAX_INPUT_BYTES]  # a cut multi-byte character parses as U+FFFD
-    return data, truncated
+        truncated = len(raw) > MAX_INPUT_SIZE
+        return (raw[:MAX_INPUT_SIZE] if truncated else raw), truncated
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        data = bytes(raw)
+        truncated = len(data) > MAX_INPUT_SIZE
+        # A multi-byte character cut at the end decodes as U+FFFD.
+        return _decode(data[:MAX_INPUT_SIZE] if truncated else data), truncated
+    raise TypeError(f"prune_html expects str or bytes, got {type(raw).__name__}")
 
 
 def _decode(data: bytes) -> str:
@@ -187,19 +188,25 @@ def _decode(data: bytes) -> str:
     return data.decode(encoding, errors="replace")
 
 
-def _parse(data: bytes) -> etree._Element | None:
-    if not data.strip():
+def _parse(text: str) -> etree._Element | None:
+    if not text or text.isspace():
         return None
     # A fresh parser per call (parsers keep state and are not thread-safe). The HTML
     # parser never loads DTDs or expands declared entities; no_network forbids fetches;
     # huge_tree lifts the nesting cap from 256 to 2048 levels (its other limits guard
-    # against huge inputs, which MAX_INPUT_BYTES already bounds).
-    parser = etree.HTMLParser(
-        encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True,
-        recover=True, collect_ids=False, default_doctype=False, huge_tree=True,
-    )
+    # against huge inputs, which MAX_INPUT_SIZE already bounds).
+    options = dict(remove_comments=True, remove_pis=True, no_network=True, recover=True,
+                   collect_ids=False, default_doctype=False, huge_tree=True)
     try:
-        return etree.fromstring(data, parser)
+        # lxml hands a str's own buffer to libxml2: faster than encoding it first.
+        return etree.fromstring(text, etree.HTMLParser(**options))
+    except (etree.ParserError, etree.XMLSyntaxError):
+        return None
+    except ValueError:
+        pass  # e.g. lone surrogates, which only an explicit encode can replace
+    try:
+        data = text.encode("utf-8", errors="replace")
+        return etree.fromstring(data, etree.HTMLParser(encoding="utf-8", **options))
     except (etree.ParserError, etree.XMLSyntaxError, ValueError):
         return None
 

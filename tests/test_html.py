@@ -6,7 +6,7 @@ import pytest
 from lxml import etree
 
 import shop_env
-from shop_env.html import MAX_INPUT_BYTES, Element, PrunedPage, prune_html, slugify
+from shop_env.html import MAX_INPUT_SIZE, Element, PrunedPage, prune_html, slugify
 
 CARD_PAGE = """<!DOCTYPE html><html><head><title>t</title><meta charset="utf-8">
 <link rel="stylesheet" href="/a.css"><script>var tracking = 1;</script><style>.x{color:red}</style></head>
@@ -292,10 +292,26 @@ def test_oversized_input_is_truncated_not_rejected() -> None:
     assert len(raw) >= 50 * 1024 * 1024
     page = prune_html(raw)
     assert page.truncated
-    assert 0 < len(page.elements) <= MAX_INPUT_BYTES // len(card) + 1
+    assert 0 < len(page.elements) <= MAX_INPUT_SIZE // len(card) + 1
     assert not prune_html(card).truncated
 
 
 def test_exported_lazily_from_shop_env() -> None:
     assert shop_env.prune_html is prune_html
     assert shop_env.PrunedPage is PrunedPage
+
+
+def test_non_ascii_link_names_are_not_percent_escaped() -> None:
+    page = prune_html('<nav aria-label="Catégories"><a href="/c/thé vert?x=1">Thé vert</a></nav>'
+                      '<a-shopr>custom element</a-shopr><a>Ünïcode</a>')
+    assert names(page) == ["catégories.thé_vert", "ünïcode"]
+    assert '<a href="/c/th%C3%A9%20vert" name="catégories.thé_vert">Thé vert</a>' in page.html
+    assert page.elements["catégories.thé_vert"].attrs["href"] == "/c/th%C3%A9%20vert"
+    assert "<a-shopr>custom element</a-shopr>" in page.html
+    assert prune_html(page.html) == page
+
+
+def test_boolean_attributes_read_back_the_same() -> None:
+    page = prune_html('<input type="checkbox" checked="checked" aria-label="Gift"><option selected>x</option>')
+    assert page.elements["gift"].attrs == {"type": "checkbox", "checked": "", "aria-label": "Gift", "name": "gift"}
+    assert prune_html(page.html) == page

@@ -219,10 +219,14 @@ def _safe_to_unwrap(candidates: list[etree._Element]) -> list[etree._Element]:
         parent = wrapper.getparent()
         if parent is None:
             continue
-        target = landing.get(parent, parent)
-        if all(_may_contain(target.tag, child.tag) for child in wrapper):
+        if len(wrapper):  # only text moves from a childless wrapper: always safe
+            target = landing.get(parent, parent)
+            target_tag = target.tag
+            if not all(_NESTING.get((target_tag, child.tag)) or _may_contain(target_tag, child.tag)
+                       for child in wrapper):
+                continue
             landing[wrapper] = target
-            chosen.append(wrapper)
+        chosen.append(wrapper)
     return chosen
 
 

@@ -12,11 +12,13 @@ below is a contract; change it only together with them.
    non-empty of ``aria-label``, ``title``, ``alt``, the ``alt`` of its first image,
    ``value``, and finally its tag name. Form fields (``input``/``select``/``textarea``)
    use ``aria-label``, ``placeholder``, ``title``, ``alt``, ``value`` (button-like inputs
-   only), their ``type``, then their tag (never their text or typed value).
+   only), their ``type``, then their tag (never their text or typed value); before
+   naming, ``shop_env.html`` gives a field without ``aria-label`` the text of its
+   ``<label for=id>`` or enclosing ``<label>`` as ``aria-label``.
 3. The section path is the slugs of the enclosing *section containers*, outermost first,
    joined with ``"."``: containers whose slug is empty are skipped, and only the
-   innermost :data:`MAX_SECTION_DEPTH` slugs are kept. A section container is a non-interactive
-   ancestor with ``data-section``, or with ``aria-label`` when it is a landmark or
+   innermost :data:`MAX_SECTION_DEPTH` slugs are kept. A section container is a
+   non-interactive ancestor with ``data-section``, or with ``aria-label`` when it is a landmark or
    grouping element (tag in :data:`SECTION_TAGS` or ``role`` in :data:`SECTION_ROLES`).
    ``data-section`` wins over ``aria-label``. Ids and classes never name sections.
 4. A slug is the text lowercased, every run of non-word characters replaced by ``_``,
@@ -51,7 +53,7 @@ __all__ = [
 
 #: The longest label slug in a derived name (each section slug is cut the same way).
 MAX_LABEL_CHARS = 48
-#: At most this many (innermost) section containers prefix a derived name.
+#: At most this many (innermost, non-empty) section slugs prefix a derived name.
 MAX_SECTION_DEPTH = 4
 INTERACTIVE_TAGS = frozenset({"a", "button", "input", "select", "textarea"})
 INTERACTIVE_ROLES = frozenset({

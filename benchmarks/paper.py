@@ -212,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key in every row (repeatable)")
     parser.add_argument("--out", default=None, help="output directory (default: runs/paper-<preset>)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
 
@@ -229,6 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
     results = run_rows(args.preset, rows, out, overrides=args.overrides, progress=not args.no_progress)
     print(_write(out, args.preset, rows, results))
     print(f"written to {out}/report.md and {out}/results.json")

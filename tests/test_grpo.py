@@ -203,3 +203,24 @@ def test_interrupted_grpo_resumes_from_last_checkpoint(tiny, tmp_path):
     assert records[0] == before
     state = json.loads((last_checkpoint(out) / "trainer_state.json").read_text())
     assert state["global_step"] == 3
+
+
+def test_any_completion_text_scores_like_rewards_score_and_never_raises():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    config = RewardConfig()
+    fn = ShopR1Reward(config)
+    gold = Action("type_and_submit", "search.query", "tent")
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.one_of(st.text(max_size=200),
+                     st.builds(lambda r, t, n, x: json.dumps({"rationale": r, "action": {"type": t, "name": n, "text": x}}),
+                               st.text(max_size=30), st.sampled_from(["click", "type_and_submit", "terminate", "fly"]),
+                               st.text(max_size=20), st.text(max_size=20))))
+    def check(text):
+        got = fn(prompts=["p"], completions=[[{"role": "assistant", "content": text}]], gold_action=[gold.to_json()])
+        assert got == [pytest.approx(score(text, gold, config).total)]
+
+    check()
+    assert fn.errors == 0

@@ -200,6 +200,19 @@ def oracle_stage(config: TrainConfig, data: PipelineData, out_dir: Path, *, prog
                     batch_size=config.eval.batch_size, resume=False, progress=progress)
 
 
+def rl_label(config: TrainConfig) -> str:
+    """The table label of the GRPO model: "Shop-R1" for the full recipe, else what it is."""
+    from rewards import RewardConfig
+
+    reward = config.reward_config()
+    full = (config.sft.enabled and reward.action_reward == "hierarchical" and reward.use_format
+            and reward.use_self_certainty and reward.dars_factor == RewardConfig().dars_factor)
+    if full:
+        return SHOP_R1
+    prefix = "SFT + RL" if config.sft.enabled else "RL"
+    return f"{prefix} ({config.name})"
+
+
 def run_pipeline(config: TrainConfig, out_root: str | os.PathLike[str] = "runs", *, resume: bool = False,
                  progress: bool = True) -> PipelineResult:
     """Run data -> model -> zero-shot eval -> SFT -> eval -> GRPO -> eval -> report.
@@ -218,9 +231,10 @@ def run_pipeline(config: TrainConfig, out_root: str | os.PathLike[str] = "runs",
     started = time.perf_counter()
     run_dir = Path(out_root) / config.name
     if run_dir.exists() and not resume:
-        for sub in ("sft", "grpo", "eval"):
+        for sub in ("sft", "grpo", "eval", "plots"):
             if (run_dir / sub).exists():
                 shutil.rmtree(run_dir / sub)
+        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
     write_resolved_config(config, run_dir)
     timings: dict[str, float] = {}
 
@@ -253,7 +267,7 @@ def run_pipeline(config: TrainConfig, out_root: str | os.PathLike[str] = "runs",
 
         if (run_dir / "grpo" / METRICS_FILE).is_file():
             shutil.copyfile(run_dir / "grpo" / METRICS_FILE, run_dir / METRICS_FILE)
-        rows[SHOP_R1] = timed("eval shop-r1", eval_stage, config, model, tokenizer, data, ev / "shop-r1",
+        rows[rl_label(config)] = timed("eval shop-r1", eval_stage, config, model, tokenizer, data, ev / "shop-r1",
                               resume=resume, progress=progress)
     try:
         rows[ORACLE] = timed("eval oracle", oracle_stage, config, data, ev / "oracle", progress=progress)

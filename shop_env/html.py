@@ -126,8 +126,8 @@ def prune_html(raw: str | bytes) -> PrunedPage:
     body = strip_invisible(root) if root is not None else None
     if body is None:
         return PrunedPage(_EMPTY_PAGE, {}, truncated)
-    interactive, sections, wrappers = clean_attributes(body)
-    collapse(body, wrappers)
+    interactive, sections, wrappers, leaves = clean_attributes(body)
+    collapse(body, wrappers, leaves)
     elements = {}
     escaped_links = []
     for element, name, section, text in assign_names(interactive, sections, TextReader(4 * len(source))):

@@ -39,19 +39,18 @@ DROPPED_TAGS: tuple[str, ...] = (
     "frameset", "object", "embed", "canvas", "meta", "link", "base", "hr", "wbr", "audio",
     "video", "source", "track", "map",
 )
+#: Unwrapping rounds (see collapse); only adversarial nesting needs more than two.
+MAX_UNWRAP_ROUNDS = 64
 _FIELD_TAGS = frozenset({"input", "select", "textarea"})
 _DROP = "shopr-drop"
 _UNWRAP = "shopr-unwrap"
 # Elements kept even without text (a <br> stays in place but keeps no parent alive).
 _KEPT_EMPTY_TAGS = frozenset({"br", "img"}) | INTERACTIVE_TAGS
-# "Blank" text, the same in XPath and Python so that a second pruning pass agrees with
-# the first: ASCII blanks plus &nbsp; and the other Unicode spaces, but not the C0
-# controls that str.isspace() also counts (XPath strings cannot hold them).
+# "Blank" text: ASCII blanks plus &nbsp; and the other Unicode spaces, but not the C0
+# controls that str.isspace() also counts. The serialiser collapses exactly these, so a
+# second pruning pass sees the same blanks as the first.
 _OTHER_SPACES = "".join(c for c in map(chr, range(0x20, 0x3001)) if c.isspace() and c != " ")
 BLANK_CHARS = " \t\n\r" + _OTHER_SPACES
-_IS_BLANK = f"not(normalize-space(translate({{}}, '{_OTHER_SPACES}', '')))"
-# Childless elements without text: the candidates for "empty" (C-level, cheap tests).
-_BLANK_LEAVES = etree.XPath(f"//body//*[not(*)][{_IS_BLANK.format('.')}]")
 _HIDING_TAGS = frozenset({"img", "input", "dialog"})
 _WRAPPER_TAGS = frozenset({"span", "div"})
 # Tags and attributes that need a closer look in clean_attributes (the rest are skipped).
@@ -107,7 +106,7 @@ def _move_to_start(source: etree._Element, target: etree._Element) -> None:
 
 def clean_attributes(
     body: etree._Element,
-) -> tuple[list[etree._Element], dict[etree._Element, str], list[etree._Element]]:
+) -> tuple[list[etree._Element], dict[etree._Element, str], list[etree._Element], list[etree._Element]]:
     """One walk over ``body``: hidden elements, labels, roles, names, hrefs, attributes.
 
     * hidden elements (``hidden``, ``aria-hidden="true"``, hiding inline style,
@@ -123,7 +122,8 @@ def clean_attributes(
     Returns:
         The interactive elements in document order; section container -> slug
         (:mod:`shop_env.html_naming` rule 3), neither of which later clean-up removes;
-        and the visible ``span``/``div`` elements, for :func:`collapse`.
+        the visible ``span``/``div`` elements; and the elements that were or may have
+        become childless (both for :func:`collapse`), each list in document order.
     """
     hidden: list[etree._Element] = []
     labels: list[etree._Element] = []
@@ -132,9 +132,12 @@ def clean_attributes(
     fields_by_id: dict[str, etree._Element] = {}
     seen_keys: set[str] = set()
     wrappers: list[etree._Element] = []
+    leaves: list[etree._Element] = []  # childless elements, in document order
     walker = etree.iterwalk(body, events=("start",))
     for _, element in walker:
         tag = element.tag
+        if not len(element):
+            leaves.append(element)
         keys = element.keys()
         if keys:
             seen_keys.update(keys)
@@ -148,6 +151,9 @@ def clean_attributes(
         if (tag in _HIDING_TAGS or "hidden" in special or "aria-hidden" in special or "style" in special) \
                 and element is not body and _is_hidden(element, tag):
             hidden.append(element)
+            # Its parent may be left childless: a leaf candidate, still in document order
+            # (everything walked since the parent is inside the parent).
+            leaves.append(element.getparent())
             walker.skip_subtree()
             continue
         if tag == "label":
@@ -184,37 +190,46 @@ def clean_attributes(
     dropped = seen_keys - KEPT_ATTRIBUTES
     if dropped:
         _strip_attributes(body, dropped)
-    return interactive, sections, wrappers
+    return interactive, sections, wrappers, leaves
 
 
-def collapse(body: etree._Element, wrappers: list[etree._Element]) -> None:
+def collapse(body: etree._Element, wrappers: list[etree._Element], leaves: list[etree._Element]) -> None:
     """Drop empty non-interactive elements, then unwrap bare spans and wrapper divs.
 
-    ``wrappers`` are the ``span``/``div`` elements :func:`clean_attributes` saw; those
-    removed since have been renamed, so a tag test tells which are still in the tree.
+    ``wrappers`` and ``leaves`` come from :func:`clean_attributes`; elements removed
+    since have been renamed, so a tag test tells which are still in the tree.
     Spans go first, so ``<div><span>x</span></div>`` keeps its block: ``<div>x</div>``.
     A div is a wrapper when it has no attributes, exactly one child element and only
     blank text around it; all wrappers are found before any is unwrapped.
     """
-    _drop_empty(body)
-    spans = [element for element in wrappers if element.tag == "span" and not element.keys()]
-    _rename_and(etree.strip_tags, body, _safe_to_unwrap(spans), _UNWRAP)
-    divs = [element for element in wrappers if element.tag == "div" and not element.keys()
-            and len(element) == 1 and _blank(element.text) and _blank(element[0].tail)]
-    _rename_and(etree.strip_tags, body, _safe_to_unwrap(divs), _UNWRAP)
+    _drop_empty(body, leaves)
+    # A wrapper refused as unsafe can become safe once wrappers inside it are gone
+    # (<p><span><div><a> -> <p><span><a>), so rounds repeat while some were refused and
+    # some unwrapped; without refusals one round reaches the fixed point.
+    for _ in range(MAX_UNWRAP_ROUNDS):
+        spans = [element for element in wrappers if element.tag == "span" and not element.keys()]
+        chosen_spans, refused_spans = _safe_to_unwrap(spans)
+        _rename_and(etree.strip_tags, body, chosen_spans, _UNWRAP)
+        divs = [element for element in wrappers if element.tag == "div" and not element.keys()
+                and len(element) == 1 and _blank(element.text) and _blank(element[0].tail)]
+        chosen_divs, refused_divs = _safe_to_unwrap(divs)
+        _rename_and(etree.strip_tags, body, chosen_divs, _UNWRAP)
+        if not (refused_spans or refused_divs) or not (chosen_spans or chosen_divs):
+            break
 
 
-def _safe_to_unwrap(candidates: list[etree._Element]) -> list[etree._Element]:
+def _safe_to_unwrap(candidates: list[etree._Element]) -> tuple[list[etree._Element], bool]:
     """The candidates (in document order) whose children may move up to where they land.
 
     Unwrapping must not create a parent/child pair that libxml2 would re-parse
     differently (``<p><span><div>`` -> ``<p><div>`` reads back as ``<p></p><div>``),
     or pruning the pruned page would change it. A child lands in the nearest ancestor
     that is not unwrapped itself; ancestors come first in document order, so that is
-    known when a candidate is checked.
+    known when a candidate is checked. Returns the safe ones and whether any was refused.
     """
     landing: dict[etree._Element, etree._Element] = {}
     chosen = []
+    refused = False
     for wrapper in candidates:
         parent = wrapper.getparent()
         if parent is None:
@@ -224,10 +239,11 @@ def _safe_to_unwrap(candidates: list[etree._Element]) -> list[etree._Element]:
             target_tag = target.tag
             if not all(_NESTING.get((target_tag, child.tag)) or _may_contain(target_tag, child.tag)
                        for child in wrapper):
+                refused = True
                 continue
             landing[wrapper] = target
         chosen.append(wrapper)
-    return chosen
+    return chosen, refused
 
 
 _NESTING: dict[tuple[str, str], bool] = {}
@@ -253,16 +269,19 @@ def _may_contain(parent: object, child: object) -> bool:
     return known
 
 
-def _drop_empty(body: etree._Element) -> None:
+def _drop_empty(body: etree._Element, candidates: list[etree._Element | None]) -> None:
     """Remove non-interactive elements that hold no text and nothing kept, bottom-up.
 
-    Blank leaves come from one XPath in document order; a removed element whose parent
-    thereby may have become empty (it was the parent's last child) triggers a check of
-    the parent, and so on upwards. Each parent is checked once: O(elements) overall,
-    even for 2048-deep chains or thousands of empty siblings.
+    ``candidates`` are the childless elements in document order (some may have gone or
+    gained nothing since: each is re-checked). A removed element whose parent thereby
+    may have become empty (it was the parent's last child) triggers a check of the
+    parent, and so on upwards. Each parent is checked once: O(elements) overall, even
+    for 2048-deep chains or thousands of empty siblings.
     """
     marked = []
-    for leaf in _BLANK_LEAVES(body):
+    for leaf in candidates:
+        if leaf is None or leaf.tag == _DROP or len(leaf) or not _blank(leaf.text):
+            continue
         node = leaf
         while node is not body:
             if node is leaf and _is_plain_break(node):

@@ -315,3 +315,15 @@ def test_boolean_attributes_read_back_the_same() -> None:
     page = prune_html('<input type="checkbox" checked="checked" aria-label="Gift"><option selected>x</option>')
     assert page.elements["gift"].attrs == {"type": "checkbox", "checked": "", "aria-label": "Gift", "name": "gift"}
     assert prune_html(page.html) == page
+
+
+@pytest.mark.parametrize("raw", [
+    "<p><span><div>Buy</div></span></p>",  # <p><div> would re-parse as <p></p><div>
+    "<p><span><div><a>x</a></div></span>",  # safe only once the inner div is gone
+    "<p>" + "<span><div>" * 500 + "<a>deep</a>" + "</div></span>" * 500,
+    "<a href='/x'><span><a>inner</a></span></a>",
+    "<ul><li><span><li>nested item</li></span></li></ul>",
+])
+def test_unwrapping_never_creates_nesting_that_reparses_differently(raw: str) -> None:
+    page = prune_html(raw)
+    assert prune_html(page.html) == page

@@ -57,7 +57,7 @@ _WRAPPER_TAGS = frozenset({"span", "div"})
 _SPECIAL_TAGS = _HIDING_TAGS | INTERACTIVE_TAGS | {"label"}
 _SPECIAL_KEYS = frozenset({"hidden", "aria-hidden", "style", "role", "onclick", "name", "href",
                            "data-semantic-id", "id", "data-section", "aria-label"})
-_NO_KEYS: frozenset[str] = frozenset()
+_NO_KEYS: tuple[str, ...] = ()
 # What libxml2 leaves unescaped in URI attributes (xmlURIEscapeStr with its exceptions).
 _URI_SAFE_MARKS = "-_.!~*'()@/:=?;#%&,+"
 URI_SAFE = frozenset(string.ascii_letters + string.digits + _URI_SAFE_MARKS)
@@ -139,14 +139,19 @@ def clean_attributes(
         if not len(element):
             leaves.append(element)
         keys = element.keys()
-        if keys:
-            seen_keys.update(keys)
-            special = _SPECIAL_KEYS.intersection(keys)  # most elements carry only class/data-*
-        else:
-            special = _NO_KEYS
         if tag in _WRAPPER_TAGS:
             wrappers.append(element)
-        if not special and tag not in _SPECIAL_TAGS:
+        if keys:
+            seen_keys.update(keys)
+            if _SPECIAL_KEYS.isdisjoint(keys):  # most elements carry only class/data-*
+                if tag not in _SPECIAL_TAGS:
+                    continue
+                special = _NO_KEYS
+            else:
+                special = keys  # a short list: membership tests below stay cheap
+        elif tag in _SPECIAL_TAGS:
+            special = _NO_KEYS
+        else:
             continue
         if (tag in _HIDING_TAGS or "hidden" in special or "aria-hidden" in special or "style" in special) \
                 and element is not body and _is_hidden(element, tag):

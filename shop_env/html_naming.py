@@ -218,7 +218,10 @@ def _label(element: etree._Element, text: str) -> str:
                       element.get("alt"), element.get("value") if kind in BUTTON_INPUT_TYPES else None,
                       kind]  # never a field's text: that is what the user typed
     else:
-        candidates = [text, element.get("aria-label"), element.get("title"), element.get("alt")]
+        slug = slugify(text) if text else ""
+        if slug:  # the common case: a link or button with visible text
+            return slug
+        candidates = [element.get("aria-label"), element.get("title"), element.get("alt")]
     for candidate in candidates:
         slug = slugify(candidate) if candidate else ""
         if slug:

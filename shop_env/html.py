@@ -3,18 +3,21 @@
 :func:`prune_html` parses a raw page with lxml (no network access, no DTD loading or
 entity expansion, comments and processing instructions dropped), removes everything a
 shopper cannot see or act on, and gives every interactive element a stable ``name``
-(the rule is in :mod:`shop_env.html_naming`).
+(the rule is in :mod:`shop_env.html_naming`). The result is one ``<body>`` element.
 
 Removed
-    ``head`` (meta, link, title, ...), script, style, noscript, template, svg, math,
-    iframe/frame/object/embed, canvas, audio/video, hr/wbr; comments; hidden elements
+    title, meta, link, base, script, style, noscript, template, svg, math,
+    iframe/frame/object/embed, canvas, audio/video, hr/wbr (anything else that libxml2
+    left in ``<head>`` moves to the start of the body); comments; hidden elements
     (``hidden``, ``aria-hidden="true"``, inline ``display:none`` / ``visibility:hidden``,
     ``input[type=hidden]``, ``dialog`` without ``open``); tracking pixels (images 0 or 1
     px wide or high) and images without ``alt``; every attribute not in
     :data:`KEPT_ATTRIBUTES`; empty non-interactive elements; attribute-less ``span``
     (unwrapped) and attribute-less ``div`` whose only content is one element (so wrapper
-    chains collapse). ``href`` loses its query string and fragment (and disappears when
-    nothing is left); whitespace runs become one space.
+    chains collapse), unless unwrapping would create a nesting that libxml2 re-parses
+    differently (``<p><div>``). ``href`` loses its query string and fragment (and
+    disappears when nothing is left) and is percent-escaped as libxml2 writes it;
+    whitespace runs become one space.
 
 Interactive elements
     ``a``, ``button``, ``input``, ``select``, ``textarea``, any element whose ``role`` is
@@ -23,16 +26,17 @@ Interactive elements
     without ``aria-label`` gets the text of its ``<label for=id>`` or enclosing
     ``<label>`` as ``aria-label`` (its accessible name). ``kind`` is ``"input"`` for
     text entry and choice (textual ``input`` types, ``textarea``, ``select``, roles
-    textbox/searchbox/combobox) and ``"click"`` otherwise.
+    textbox/searchbox/combobox) and ``"click"`` otherwise. Names are written verbatim
+    (libxml2 would percent-escape a non-ASCII ``<a name>``; see :func:`_serialize`).
 
 Robustness and limits
     Bytes are decoded by BOM, else ``<meta charset>`` in the first 4 KiB, else UTF-8;
     undecodable bytes become U+FFFD. Input over :data:`MAX_INPUT_SIZE` (characters of
     text, bytes of bytes) is cut to that size and parsed as truncated HTML
-    (``PrunedPage.truncated`` says so).
-    libxml2 caps nesting at 2048 levels: content nested deeper is dropped. All work is
-    done by lxml's C-level operations plus Python loops over the interactive elements;
-    nothing recurses in Python. Deterministic, and idempotent:
+    (``PrunedPage.truncated`` says so); a 50 MB page prunes in a few seconds. libxml2
+    caps nesting at 2048 levels: content nested deeper is dropped. The work is done by
+    lxml's C-level operations plus Python loops that are linear in the elements left
+    after the bulk strip; nothing recurses in Python. Deterministic, and idempotent:
     ``prune_html(prune_html(x).html)`` equals ``prune_html(x)`` (html and elements).
 """
 

@@ -21,6 +21,18 @@ def results_table(rows: dict[str, dict[str, Any]]) -> str:
     return markdown_table(rows)
 
 
+def validity_table(rows: dict[str, dict[str, Any]]) -> str:
+    """Invalid-output rate and mean reward per row (what moves first on a small model)."""
+    lines = ["| Model | Invalid output % | Mean reward | Mean format reward |", "|---|---:|---:|---:|"]
+    for label, metrics in rows.items():
+        reward = metrics.get("reward") if isinstance(metrics.get("reward"), dict) else {}
+        invalid = metrics.get("invalid_rate")
+        cells = [f"{100 * invalid:.2f}" if isinstance(invalid, (int, float)) else "-"]
+        cells += [f"{reward[k]:.3f}" if isinstance(reward.get(k), (int, float)) else "-" for k in ("total", "format")]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def plot_training(metrics: Sequence[dict[str, Any]], out_dir: str | os.PathLike[str]) -> list[Path]:
     """Plot reward components and exact match per action type over GRPO steps.
 
@@ -93,6 +105,8 @@ def write_report(run_dir: str | os.PathLike[str], config: TrainConfig, rows: dic
         "## Results",
         "",
         table,
+        "",
+        validity_table(rows),
         "",
     ]
     if timings:

@@ -377,10 +377,17 @@ def _strip_attributes(body: etree._Element, names: set[str]) -> None:
         etree.strip_attributes(body, *sorted(names))
         return
     except ValueError:
-        pass  # a name lxml cannot take as a pattern (e.g. containing "{"): go one by one
+        pass  # a name lxml cannot take as a pattern or address ("{", control characters)
+    # Rebuild the attributes of the elements concerned: clear() works on any name, and
+    # every name put back is a kept one.
     for element in body.iter():
-        for key in [key for key in element.keys() if key in names]:
-            del element.attrib[key]
+        keys = element.keys()
+        if names.isdisjoint(keys):
+            continue
+        kept = [(key, value) for key, value in element.items() if key not in names]
+        element.attrib.clear()
+        for key, value in kept:
+            element.set(key, xml_safe(value))
 
 
 def _strip_subtrees(body: etree._Element, tag: str) -> None:

@@ -327,3 +327,10 @@ def test_boolean_attributes_read_back_the_same() -> None:
 def test_unwrapping_never_creates_nesting_that_reparses_differently(raw: str) -> None:
     page = prune_html(raw)
     assert prune_html(page.html) == page
+
+
+@pytest.mark.parametrize("raw", [b"<A \x01>", b'<a \x01 href="/x?y" title="t\x02">x</a><p {x=1 class=c>t</p>',
+                                 '<div role="\x1b" data-semantic-id="a\x08b"><input type="\x08"></div>'])
+def test_attribute_names_and_values_lxml_cannot_write(raw: str | bytes) -> None:
+    page = prune_html(raw)
+    assert prune_html(page.html) == page

@@ -96,3 +96,12 @@ def test_markup_punctuation_soup_never_raises(raw: str) -> None:
     page = prune_html(raw)
     assert_consistent(page)
     assert_idempotent(page)
+
+
+@settings(max_examples=200)
+@given(st.lists(st.one_of(st.sampled_from([b"<", b">", b"</", b"<a ", b"<div ", b"=", b'"', b" ", b"x"]),
+                          st.binary(max_size=3)), max_size=40).map(b"".join))
+def test_byte_soup_with_odd_attribute_names_never_raises(raw: bytes) -> None:
+    page = prune_html(raw)
+    assert_consistent(page)
+    assert_idempotent(page)

@@ -173,6 +173,7 @@ def _load_tiny(
     tokenizer = train_bpe_tokenizer(corpus, vocab_size=sizes.vocab_size)
     model = build_tiny_model(tokenizer, sizes, seed)
     target.mkdir(parents=True, exist_ok=True)
+    (target / FINGERPRINT_FILE).unlink(missing_ok=True)  # never pair new files with an old stamp
     model.save_pretrained(target)
     tokenizer.save_pretrained(target)
     # Written last: a directory without a matching fingerprint is rebuilt, never half-reused.

@@ -2,6 +2,7 @@
 
 ``make_agent(spec)`` builds one from a spec string: ``random``, ``majority``,
 ``heuristic``, ``oracle``, ``hf:<dir-or-id>``, ``openai:MODEL@URL``, ``vllm:<path>``.
+``ChatCompletionsClient`` is the shared client for OpenAI-compatible chat endpoints.
 Model-backed agents are loaded lazily: importing ``agents`` never imports torch.
 """
 
@@ -16,6 +17,8 @@ __all__ = [
     "AGENT_SPECS",
     "Agent",
     "BaseAgent",
+    "ChatCompletionsClient",
+    "ChatRequestError",
     "Generation",
     "HeuristicAgent",
     "MajorityAgent",
@@ -33,6 +36,8 @@ _LAZY = {
     "HeuristicAgent": "agents.baselines",
     "OracleAgent": "agents.baselines",
     "OpenAICompatibleAgent": "agents.openai_agent",
+    "ChatCompletionsClient": "agents.chat_client",
+    "ChatRequestError": "agents.chat_client",
     "TransformersAgent": "agents.transformers_agent",
     "Generation": "agents.transformers_agent",
     "VLLMAgent": "agents.vllm_agent",

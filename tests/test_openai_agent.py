@@ -1,18 +1,19 @@
-"""OpenAICompatibleAgent against a real HTTP server on loopback (no mocked client)."""
+"""OpenAICompatibleAgent against a real HTTP server on loopback (no mocked client).
+
+Transport behaviour (retries, Retry-After, timeouts, redaction) is tested once, on the
+client itself, in test_chat_client.py; here: what the agent adds on top of it.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator
 
 import pytest
+from test_chat_client import ChatServer, Reply, chat
 
 from agents import OpenAICompatibleAgent, make_agent
+from agents.openai_agent import RequestFailed
 from shop_env.actions import parse_response
 
 SECRET = "sk-test-Zq9-very-secret-key"
@@ -20,80 +21,12 @@ MESSAGES = [{"role": "system", "content": "answer"}, {"role": "user", "content":
 ANSWER = '{"rationale": "I want the tent.", "action": {"type": "click", "name": "results.tent"}}'
 
 
-@dataclass
-class Reply:
-    """One scripted server reply."""
-
-    status: int = 200
-    body: str | None = None  # None: a valid chat completion echoing the last user message
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-
-class ChatServer:
-    """A scripted OpenAI-style chat server; the last reply repeats once the script runs out."""
-
-    def __init__(self, script: list[Reply]) -> None:
-        self.script = list(script)
-        self.requests: list[dict] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                    reply = server.script.pop(0) if len(server.script) > 1 else server.script[0]
-                    server.in_flight += 1
-                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
-                try:
-                    time.sleep(reply.delay)
-                    text = reply.body
-                    if text is None:
-                        content = body["messages"][-1]["content"]
-                        text = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]})
-                    elif "{auth}" in text:  # a server that echoes request headers in errors
-                        text = text.replace("{auth}", self.headers.get("Authorization", ""))
-                    payload = text.encode()
-                    self.send_response(reply.status)
-                    for key, value in reply.headers.items():
-                        self.send_header(key, value)
-                    self.send_header("Content-Type", "application/json")
-                    # X-Truncate: promise more bytes than are sent, then hang up.
-                    extra = 50 if "X-Truncate" in reply.headers else 0
-                    self.close_connection = self.close_connection or bool(extra)
-                    self.send_header("Content-Length", str(len(payload) + extra))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout test)
-                finally:
-                    with server.lock:
-                        server.in_flight -= 1
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
-def serve() -> Iterator:
+def serve() -> Iterator[Callable[..., ChatServer]]:
     servers: list[ChatServer] = []
 
     def start(*script: Reply) -> ChatServer:
-        server = ChatServer(list(script) or [Reply()])
+        server = ChatServer(list(script))
         servers.append(server)
         return server
 
@@ -113,20 +46,15 @@ def agent_for(server: ChatServer, **kwargs) -> OpenAICompatibleAgent:
     return OpenAICompatibleAgent("test-model", server.base_url, **options)
 
 
-def chat(content: str) -> str:
-    return json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]})
-
-
-def test_success_sends_model_messages_and_bearer_key(serve) -> None:
+def test_success_sends_model_messages_settings_and_bearer_key(serve) -> None:
     server = serve(Reply(body=chat(ANSWER)))
-    agent = agent_for(server, temperature=0.6, max_tokens=77)
+    agent = agent_for(server, temperature=0.6, max_tokens=77, extra_body={"top_p": 0.5})
     assert agent.complete(MESSAGES) == ANSWER
     (request,) = server.requests
     assert request["path"] == "/v1/chat/completions"
     assert request["headers"]["Authorization"] == f"Bearer {SECRET}"
-    assert request["body"]["model"] == "test-model"
-    assert request["body"]["messages"] == MESSAGES
-    assert request["body"]["temperature"] == 0.6 and request["body"]["max_tokens"] == 77
+    assert request["body"] == {"model": "test-model", "messages": MESSAGES, "temperature": 0.6,
+                               "max_tokens": 77, "top_p": 0.5}
 
 
 def test_no_key_in_env_sends_no_authorization(serve, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -136,21 +64,12 @@ def test_no_key_in_env_sends_no_authorization(serve, monkeypatch: pytest.MonkeyP
     assert "Authorization" not in server.requests[0]["headers"]
 
 
-def test_429_then_success_honours_retry_after(serve) -> None:
-    server = serve(Reply(429, body='{"error": "slow down"}', headers={"Retry-After": "1"}), Reply(body=chat(ANSWER)))
+def test_429_then_success_is_counted_in_stats(serve) -> None:
+    server = serve(Reply(429, body='{"error": "slow down"}'), Reply(body=chat(ANSWER)))
     agent = agent_for(server)
-    started = time.monotonic()
     assert agent.complete(MESSAGES) == ANSWER
-    assert time.monotonic() - started >= 0.9  # waited as told, not the 0.01 s backoff
     assert len(server.requests) == 2
     assert agent.stats == {"requests": 2, "retries": 1, "failures": 0}
-
-
-def test_timeout_is_retried(serve) -> None:
-    server = serve(Reply(delay=1.0, body=chat("late")), Reply(body=chat(ANSWER)))
-    agent = agent_for(server, timeout=0.3)
-    assert agent.complete(MESSAGES) == ANSWER
-    assert len(server.requests) == 2
 
 
 def test_malformed_reply_is_an_empty_answer_not_a_crash(serve, caplog: pytest.LogCaptureFixture) -> None:
@@ -159,11 +78,6 @@ def test_malformed_reply_is_an_empty_answer_not_a_crash(serve, caplog: pytest.Lo
         assert agent_for(server).complete(MESSAGES) == ""
     assert "malformed reply" in caplog.text
     assert len(server.requests) == 1  # a garbled 200 is not retried
-
-
-def test_missing_choices_is_malformed(serve) -> None:
-    server = serve(Reply(body='{"choices": []}'))
-    assert agent_for(server).complete(MESSAGES) == ""
 
 
 def test_500s_exhaust_retries_and_never_leak_the_key(serve, caplog: pytest.LogCaptureFixture) -> None:
@@ -217,14 +131,26 @@ def test_bad_base_url_is_rejected(url: str) -> None:
         OpenAICompatibleAgent("m", url)
 
 
-def test_truncated_body_is_retried(serve) -> None:
-    # Content-Length promises more than is sent: http.client raises IncompleteRead.
-    server = serve(Reply(body=chat(ANSWER), headers={"X-Truncate": "1"}), Reply(body=chat(ANSWER)))
+@pytest.mark.parametrize("options", [{"concurrency": 0}, {"timeout": 0}, {"max_retries": -1},
+                                     {"extra_body": {"stop": object()}}, {"extra_body": {"top_p": float("nan")}}])
+def test_bad_limits_and_extra_body_are_rejected(options: dict) -> None:
+    with pytest.raises(ValueError):
+        OpenAICompatibleAgent("m", "http://127.0.0.1:8000/v1", **options)
+
+
+def test_connection_settings_forward_to_the_client(serve) -> None:
+    server = serve(Reply(503, body="{}"))
     agent = agent_for(server)
-    assert agent.complete(MESSAGES) == ANSWER
-    assert len(server.requests) == 2
+    assert (agent.base_url, agent.endpoint) == (server.base_url, server.base_url + "/chat/completions")
+    assert (agent.timeout, agent.backoff_base, agent.api_key_env) == (5.0, 0.01, "SHOP_R1_TEST_KEY")
+    agent.max_retries = 0  # changed after construction: still takes effect
+    assert agent.client.max_retries == 0
+    assert agent.complete(MESSAGES) == ""
+    assert len(server.requests) == 1
+    assert agent.stats is agent.client.stats and agent.stats["failures"] == 1
 
 
-def test_non_ascii_and_lone_surrogates_in_prompts_are_sent(serve) -> None:
-    server = serve()  # echoes the last user message
-    assert agent_for(server).complete([{"role": "user", "content": "Zelt für 2 € \ud800"}]) == "Zelt für 2 € \ud800"
+def test_request_failed_is_the_client_error() -> None:
+    from agents import ChatRequestError
+
+    assert RequestFailed is ChatRequestError and issubclass(RequestFailed, RuntimeError)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from test_chat_client import ChatServer, Reply
 from test_sft_sessions import make_sessions
 
 from shop_env.actions import Action
@@ -27,61 +26,21 @@ from training.rationales import (
 KEY = "sk-test-SECRET-0123456789"
 
 
-class FakeChatServer:
-    """A real HTTP server on 127.0.0.1 answering ``POST /v1/chat/completions``.
+def rationale_answer(body: dict) -> str:
+    """Answer like a model would: the action's type in a padded, quoted sentence."""
+    action = body["messages"][-1]["content"].split("Action the shopper took next:\n")[1].split("\n")[0]
+    kind = json.loads(action)["type"]
+    return f' "I chose to {kind}." '
 
-    ``script`` is a list of (status, body) answered in order, then ``default`` forever.
-    Every request's headers and JSON body are recorded.
-    """
 
-    def __init__(self, script: list[tuple[int, str]] | None = None, default: tuple[int, str] | None = None) -> None:
-        self.script = list(script or [])
-        self.default = default
-        self.requests: list[dict] = []
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server API)
-                length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length))
-                with server.lock:
-                    server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                    status, payload = server.script.pop(0) if server.script else (server.default or server.ok(body))
-                data = payload.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                if status == 429:
-                    self.send_header("Retry-After", "0")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @staticmethod
-    def ok(body: dict) -> tuple[int, str]:
-        action = body["messages"][-1]["content"].split("Action the shopper took next:\n")[1].split("\n")[0]
-        kind = json.loads(action)["type"]
-        return 200, json.dumps({"choices": [{"message": {"role": "assistant", "content": f' "I chose to {kind}." '}}]})
-
-    def __enter__(self) -> FakeChatServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def rationale_server(*script: Reply, default: Reply | None = None) -> ChatServer:
+    """A loopback chat server: ``script`` in order, then ``default`` (a good rationale) forever."""
+    return ChatServer(list(script), default=default or Reply(), answer=rationale_answer)
 
 
 @pytest.fixture
-def server() -> Iterator[FakeChatServer]:
-    with FakeChatServer() as srv:
+def server() -> Iterator[ChatServer]:
+    with rationale_server() as srv:
         yield srv
 
 
@@ -131,7 +90,7 @@ def test_fill_rationales_keeps_existing_fills_missing_and_copies() -> None:
 def test_openai_writer_success(server, monkeypatch) -> None:
     monkeypatch.setenv("SHOP_R1_TEST_KEY", KEY)
     session = make_sessions(1, rationales=False)[0]
-    text = _writer(server.url).write(session, 0)
+    text = _writer(server.base_url).write(session, 0)
     assert text == "I chose to type_and_submit."  # whitespace and quotes stripped
     request = server.requests[0]
     assert request["path"] == "/v1/chat/completions"
@@ -145,19 +104,19 @@ def test_openai_writer_success(server, monkeypatch) -> None:
 
 def test_openai_writer_retries_429_then_succeeds(monkeypatch) -> None:
     monkeypatch.setenv("SHOP_R1_TEST_KEY", KEY)
-    busy = (429, json.dumps({"error": {"message": "rate limited"}}))
-    with FakeChatServer(script=[busy, busy]) as srv:
-        text = _writer(srv.url).write(make_sessions(1)[0], 2)
+    busy = Reply(429, json.dumps({"error": {"message": "rate limited"}}), headers={"Retry-After": "0"})
+    with rationale_server(busy, busy) as srv:
+        text = _writer(srv.base_url).write(make_sessions(1)[0], 2)
     assert text == "I chose to click."
     assert len(srv.requests) == 3
 
 
 def test_openai_writer_gives_up_and_never_leaks_the_key(monkeypatch, caplog) -> None:
     monkeypatch.setenv("SHOP_R1_TEST_KEY", KEY)
-    echo = (500, json.dumps({"error": f"bad header Authorization: Bearer {KEY}"}))  # a server echoing the key
+    echo = Reply(500, json.dumps({"error": f"bad header Authorization: Bearer {KEY}"}))  # a server echoing the key
     caplog.set_level(logging.DEBUG)
-    with FakeChatServer(default=echo) as srv:
-        writer = _writer(srv.url, max_retries=2)
+    with rationale_server(default=echo) as srv:
+        writer = _writer(srv.base_url, max_retries=2)
         with pytest.raises(RationaleError) as info:
             writer.write(make_sessions(1)[0], 0)
     assert len(srv.requests) == 3
@@ -168,25 +127,44 @@ def test_openai_writer_gives_up_and_never_leaks_the_key(monkeypatch, caplog) -> 
 
 def test_openai_writer_does_not_retry_client_errors(monkeypatch) -> None:
     monkeypatch.delenv("SHOP_R1_TEST_KEY", raising=False)
-    with FakeChatServer(default=(400, '{"error": "bad model"}')) as srv:
+    with rationale_server(default=Reply(400, '{"error": "bad model"}')) as srv:
         with pytest.raises(RationaleError, match="HTTP 400"):
-            _writer(srv.url).write(make_sessions(1)[0], 0)
+            _writer(srv.base_url).write(make_sessions(1)[0], 0)
     assert len(srv.requests) == 1
     assert "Authorization" not in srv.requests[0]["headers"]  # no key set: no header
 
 
-@pytest.mark.parametrize("payload", ['{"choices": []}', "not json", '{"choices": [{"message": {"content": "  "}}]}'])
+@pytest.mark.parametrize("payload", ['{"choices": []}', "not json", '{"choices": [{"message": {"content": "  "}}]}',
+                                     '{"choices": [{"message": {"content": null}}]}',
+                                     '{"choices": [{"message": {"content": 3}}]}'])
 def test_openai_writer_rejects_unusable_answers(payload: str) -> None:
-    with FakeChatServer(default=(200, payload)) as srv:
+    with rationale_server(default=Reply(200, payload)) as srv:
         with pytest.raises(RationaleError):
-            _writer(srv.url).write(make_sessions(1)[0], 0)
+            _writer(srv.base_url).write(make_sessions(1)[0], 0)
 
 
 def test_openai_writer_reports_an_unreachable_endpoint() -> None:
-    with FakeChatServer() as srv:
-        url = srv.url
+    with rationale_server() as srv:
+        url = srv.base_url
     with pytest.raises(RationaleError, match="gave up"):
         _writer(url, max_retries=1).write(make_sessions(1)[0], 0)
+
+
+def test_openai_writer_settings_live_on_its_client(monkeypatch) -> None:
+    monkeypatch.setenv("SHOP_R1_TEST_KEY", KEY)
+    with rationale_server(default=Reply(503, "{}")) as srv:
+        writer = _writer(srv.base_url, max_retries=-4)  # clamped to no retries
+        assert (writer.max_retries, writer.backoff, writer.max_backoff, writer.timeout) == (0, 0.01, 0.05, 5.0)
+        assert writer.client.backoff_base == 0.01 and writer.base_url == srv.base_url
+        with pytest.raises(RationaleError, match="gave up after 1 attempt"):
+            writer.write(make_sessions(1)[0], 0)
+        writer.max_retries = 1  # changed after construction: still takes effect
+        with pytest.raises(RationaleError, match="gave up after 2 attempts"):
+            writer.write(make_sessions(1)[0], 0)
+    assert len(srv.requests) == 3
+    for bad in ("ftp://x/v1", "http://", ""):
+        with pytest.raises(ValueError, match="base_url"):
+            OpenAIRationaleWriter("m", bad)
 
 
 def test_cache_is_reused_and_an_interrupted_run_resumes(tmp_path, monkeypatch) -> None:
@@ -195,22 +173,14 @@ def test_cache_is_reused_and_an_interrupted_run_resumes(tmp_path, monkeypatch) -
     n_steps = sum(len(s.steps) for s in sessions)
     cache = tmp_path / "rationales.jsonl"
     # First run dies on the 4th request: the first 3 answers are cached.
-    with FakeChatServer() as srv:
-        calls = {"n": 0}
-        original = srv.ok
-
-        def flaky(body: dict) -> tuple[int, str]:
-            calls["n"] += 1
-            return (400, '{"error": "boom"}') if calls["n"] == 4 else original(body)
-
-        srv.ok = flaky
+    with rationale_server(Reply(), Reply(), Reply(), Reply(400, '{"error": "boom"}')) as srv:
         with pytest.raises(RationaleError):
-            fill_rationales(sessions, _writer(srv.url), cache_path=cache, progress=False)
+            fill_rationales(sessions, _writer(srv.base_url), cache_path=cache, progress=False)
     assert len(cache.read_text().splitlines()) == 3
-    with FakeChatServer() as srv:
-        filled = fill_rationales(sessions, _writer(srv.url), cache_path=cache, progress=False)
+    with rationale_server() as srv:
+        filled = fill_rationales(sessions, _writer(srv.base_url), cache_path=cache, progress=False)
         assert len(srv.requests) == n_steps - 3  # only the missing ones
-        again = fill_rationales(sessions, _writer(srv.url), cache_path=cache, progress=False)
+        again = fill_rationales(sessions, _writer(srv.base_url), cache_path=cache, progress=False)
         assert len(srv.requests) == n_steps - 3  # a re-run asks nothing
     assert [st.rationale for s in filled for st in s.steps] == [st.rationale for s in again for st in s.steps]
     assert all(st.rationale and st.rationale.startswith("I chose to") for s in filled for st in s.steps)
@@ -220,20 +190,20 @@ def test_cache_is_reused_and_an_interrupted_run_resumes(tmp_path, monkeypatch) -
 def test_a_changed_prompt_misses_the_cache(tmp_path) -> None:
     sessions = make_sessions(1, rationales=False)
     cache = tmp_path / "c.jsonl"
-    with FakeChatServer() as srv:
-        fill_rationales(sessions, _writer(srv.url), cache_path=cache, progress=False)
+    with rationale_server() as srv:
+        fill_rationales(sessions, _writer(srv.base_url), cache_path=cache, progress=False)
         first = len(srv.requests)
-        fill_rationales(sessions, _writer(srv.url, max_page_chars=10), cache_path=cache, progress=False)
+        fill_rationales(sessions, _writer(srv.base_url, max_page_chars=10), cache_path=cache, progress=False)
         assert len(srv.requests) == 2 * first
 
 
 def test_a_truncated_cache_line_is_skipped(tmp_path) -> None:
     sessions = make_sessions(1, rationales=False)
     cache = tmp_path / "c.jsonl"
-    with FakeChatServer() as srv:
-        fill_rationales(sessions, _writer(srv.url), cache_path=cache, progress=False)
+    with rationale_server() as srv:
+        fill_rationales(sessions, _writer(srv.base_url), cache_path=cache, progress=False)
         cache.write_text(cache.read_text() + '{"session_id": "s-0-000", "st')  # crash mid-line
-        fill_rationales(sessions, _writer(srv.url), cache_path=cache, progress=False)
+        fill_rationales(sessions, _writer(srv.base_url), cache_path=cache, progress=False)
         assert len(srv.requests) == len(sessions[0].steps)
 
 

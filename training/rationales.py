@@ -5,9 +5,10 @@ sentence. Two writers implement :class:`RationaleWriter`:
 
 * :class:`TemplateRationaleWriter` — the offline default; deterministic sentences grounded
   in the action and the page (``terminate`` means leaving without buying).
-* :class:`OpenAIRationaleWriter` — any OpenAI-compatible ``/chat/completions`` endpoint,
-  standard-library HTTP only, retries with exponential backoff on 429/5xx/network errors,
-  API key read from an environment variable and never logged.
+* :class:`OpenAIRationaleWriter` — any OpenAI-compatible ``/chat/completions`` endpoint
+  through :class:`agents.chat_client.ChatCompletionsClient` (standard-library HTTP,
+  retries with exponential backoff on 429/5xx/network errors, API key read from an
+  environment variable and never logged).
 
 :func:`fill_rationales` fills the missing rationales of sessions through a JSONL cache keyed
 by session id, step and a hash of the prompt, so an interrupted run resumes where it
@@ -23,15 +24,12 @@ import html as html_lib
 import json
 import logging
 import os
-import random
 import re
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from agents.chat_client import ChatCompletionsClient, ChatRequestError, ClientSetting
 from shop_env.actions import Action
 from shop_env.sessions import Session
 
@@ -172,9 +170,6 @@ def _words(part: str) -> str:
 
 # --- OpenAI-compatible writer -------------------------------------------------------------
 
-_RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-
-
 class OpenAIRationaleWriter:
     """Rationales from an OpenAI-compatible chat endpoint (``POST {base_url}/chat/completions``).
 
@@ -190,7 +185,23 @@ class OpenAIRationaleWriter:
         max_page_chars: the page is cut to this many characters in the prompt.
         max_history: at most this many earlier actions are listed in the prompt.
         temperature, max_tokens: sampling settings sent to the endpoint.
+
+    Attributes:
+        client: the :class:`~agents.chat_client.ChatCompletionsClient` that sends requests;
+            ``base_url``, ``api_key_env``, ``max_retries``, ``backoff``, ``max_backoff``
+            and ``timeout`` read and write its attributes.
+
+    Raises:
+        ValueError: no model, a base URL that is not http(s), or a non-positive timeout.
     """
+
+    # Connection settings live on ``self.client`` (one place); these names forward to it.
+    base_url = ClientSetting("base_url")
+    api_key_env = ClientSetting("api_key_env")
+    max_retries = ClientSetting("max_retries")
+    backoff = ClientSetting("backoff_base")
+    max_backoff = ClientSetting("backoff_max")
+    timeout = ClientSetting("timeout")
 
     def __init__(
         self,
@@ -209,15 +220,10 @@ class OpenAIRationaleWriter:
     ) -> None:
         if not model:
             raise ValueError("OpenAIRationaleWriter needs a model name")
-        if not re.match(r"^https?://", base_url or ""):
-            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        self.client = ChatCompletionsClient(base_url, api_key_env=api_key_env, timeout=timeout,
+                                            max_retries=max(0, int(max_retries)), backoff_base=backoff,
+                                            backoff_max=max_backoff)
         self.model = model
-        self.base_url = base_url.rstrip("/")
-        self.api_key_env = api_key_env
-        self.max_retries = max(0, int(max_retries))
-        self.backoff = float(backoff)
-        self.max_backoff = float(max_backoff)
-        self.timeout = float(timeout)
         self.max_page_chars = int(max_page_chars)
         self.max_history = int(max_history)
         self.temperature = float(temperature)
@@ -256,76 +262,15 @@ class OpenAIRationaleWriter:
                 non-retryable error, or returned no usable text. The message names the
                 URL and status, never the API key.
         """
-        body = json.dumps({
-            "model": self.model,
-            "messages": self.messages(session, index),
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-        }).encode("utf-8")
-        answer = self._post(body)
         try:
-            content = answer["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError):
-            raise RationaleError(f"{self._url}: response has no choices[0].message.content") from None
-        text = _clean_sentence(content if isinstance(content, str) else "")
+            content = self.client.complete(self.messages(session, index), model=self.model,
+                                           temperature=self.temperature, max_tokens=self.max_tokens)
+        except ChatRequestError as err:
+            raise RationaleError(f"{self.client.endpoint}: {err}") from None
+        text = _clean_sentence(content)
         if not text:
-            raise RationaleError(f"{self._url}: the model returned an empty rationale")
+            raise RationaleError(f"{self.client.endpoint}: the model returned an empty rationale")
         return text
-
-    @property
-    def _url(self) -> str:
-        return f"{self.base_url}/chat/completions"
-
-    def _post(self, body: bytes) -> dict[str, Any]:
-        key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            request = urllib.request.Request(self._url, data=body, headers=headers, method="POST")
-            retry_after: float | None = None
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    raw = response.read()
-                try:
-                    data = json.loads(raw.decode("utf-8"))
-                except (UnicodeDecodeError, ValueError):
-                    raise RationaleError(f"{self._url}: response is not JSON: {_scrub(raw[:200], key)!r}") from None
-                if not isinstance(data, dict):
-                    raise RationaleError(f"{self._url}: response is not a JSON object")
-                return data
-            except urllib.error.HTTPError as err:
-                detail = _scrub(err.read()[:300], key)
-                last = f"HTTP {err.code}: {detail}"
-                if err.code not in _RETRY_STATUS:
-                    raise RationaleError(f"{self._url}: {last}") from None
-                retry_after = _retry_after(err.headers.get("Retry-After") if err.headers else None)
-            except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
-                last = f"{type(err).__name__}: {_scrub(str(getattr(err, 'reason', err)), key)}"
-            if attempt == self.max_retries:
-                break
-            delay = min(self.max_backoff, self.backoff * 2**attempt * (1 + 0.25 * random.random()))
-            if retry_after is not None:
-                delay = min(self.max_backoff, max(delay, retry_after))
-            log.warning("rationale request to %s failed (%s); retry %d/%d in %.2fs",
-                        self._url, last, attempt + 1, self.max_retries, delay)
-            time.sleep(delay)
-        raise RationaleError(f"{self._url}: gave up after {self.max_retries + 1} attempt(s); last error: {last}")
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:  # an HTTP date: fall back to our own backoff
-        return None
-    return seconds if seconds is not None and seconds >= 0 else None
-
-
-def _scrub(text: bytes | str, key: str) -> str:
-    """Decode and remove the API key from text that may echo it (error bodies)."""
-    out = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
-    return out.replace(key, "***") if key else out
 
 
 def _clean_sentence(text: str) -> str:

@@ -84,11 +84,20 @@ class ChatServer:
                     reply = server.script.pop(0) if server.script else server.default
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                self._counted = True
                 try:
                     self._answer(reply, body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout tests)
                 finally:
+                    self._leave()
+
+            def _leave(self) -> None:
+                # Leave the in-flight count BEFORE the reply goes out: a client that gets its
+                # answer may send its next request before this handler's finally runs, which
+                # made the count overshoot the client's real concurrency.
+                if getattr(self, "_counted", False):
+                    self._counted = False
                     with server.lock:
                         server.in_flight -= 1
 
@@ -96,6 +105,7 @@ class ChatServer:
 
             def _answer(self, reply: Reply, body: dict | None) -> None:
                 time.sleep(reply.delay)
+                self._leave()
                 if reply.hang_up:
                     self.close_connection = True
                     return

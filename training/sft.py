@@ -119,7 +119,7 @@ class SFTSettings:
 #: steps on short latest-step chats, as the ``tiny-cpu`` pipeline config); ``paper`` is the
 #: paper's cold start (4 epochs at 2e-5, whole-session context).
 SFT_PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {"epochs": 2.0, "max_steps": 360, "learning_rate": 3e-3, "batch_size": 4, "max_seq_tokens": 1024,
+    "tiny": {"epochs": 2.0, "max_steps": 720, "learning_rate": 3e-3, "batch_size": 4, "max_seq_tokens": 1024,
              "context": "latest-step", "max_history": 4, "max_prompt_tokens": 640,
              "warmup_ratio": 0.05, "weight_decay": 0.01, "save_steps": 100},
     "paper": {"epochs": 4.0, "learning_rate": 2e-5, "batch_size": 8, "grad_accum": 8, "max_seq_tokens": 32768,

@@ -54,28 +54,41 @@ def plot_training(metrics: Sequence[dict[str, Any]], out_dir: str | os.PathLike[
     if not records:
         return []
     written = []
+    # Separate panels where scales differ: the DARS-scaled value reward is ~1000x the others.
     groups = {
-        "rewards.png": ("GRPO reward components (batch mean)", [f"reward/{k}" for k in REWARD_SERIES]),
+        "rewards.png": ("GRPO reward components (batch mean)", [f"reward/{k}" for k in REWARD_SERIES], True),
         "exact_match.png": (
             "Exact match per action type (training batches)",
             sorted({k for r in records for k in r if k.startswith("exact_match/")}),
+            False,
         ),
-        "kl_loss.png": ("KL to reference and loss", ["kl", "loss"]),
+        "kl_loss.png": ("KL to reference and loss", ["kl", "loss"], True),
     }
-    for filename, (title, keys) in groups.items():
-        fig, ax = plt.subplots(figsize=(7, 4))
-        drawn = 0
+    for filename, (title, keys, separate) in groups.items():
+        series = {}
         for key in keys:
             points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
             if points:
-                xs, ys = zip(*points, strict=True)
-                ax.plot(xs, ys, marker="o", markersize=3, label=key.split("/", 1)[-1])
-                drawn += 1
-        ax.set_title(title)
-        ax.set_xlabel("GRPO step")
-        ax.grid(alpha=0.3)
-        if drawn:
-            ax.legend(fontsize=8)
+                series[key.split("/", 1)[-1]] = list(zip(*points, strict=True))
+        panels = max(len(series), 1) if separate else 1
+        cols = min(panels, 3)
+        rows = -(-panels // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols if separate else 7, 2.8 * rows if separate else 4),
+                                 squeeze=False, sharex=True)
+        flat = list(axes.flat)
+        for index, (label, (xs, ys)) in enumerate(series.items()):
+            ax = flat[index if separate else 0]
+            ax.plot(xs, ys, marker="o", markersize=3, label=label)
+            if separate:
+                ax.set_title(label, fontsize=9)
+        for ax in flat[: panels]:
+            ax.grid(alpha=0.3)
+            ax.set_xlabel("GRPO step")
+        for ax in flat[panels:]:
+            ax.set_visible(False)
+        if not separate and series:
+            flat[0].legend(fontsize=8)
+        fig.suptitle(title)
         fig.tight_layout()
         fig.savefig(out / filename, dpi=100)
         plt.close(fig)

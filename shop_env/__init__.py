@@ -33,6 +33,7 @@ _LAZY = {
     "load_sessions": "shop_env.datasets",
     "prune_html": "shop_env.html",
     "PrunedPage": "shop_env.html",
+    "Element": "shop_env.html",
     "ShopReplayEnv": "shop_env.env",
 }
 

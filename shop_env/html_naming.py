@@ -33,6 +33,7 @@ Example: ``<div data-section="search_results"><article aria-label="Alpine 2-Pers
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from lxml import etree
 
@@ -100,6 +101,10 @@ def slugify(text: str, limit: int = MAX_LABEL_CHARS) -> str:
     return slug
 
 
+# Pages repeat labels ("Add to cart", section names): memoise the default-limit slug.
+_cached_slug = lru_cache(maxsize=4096)(slugify)
+
+
 def is_interactive(element: etree._Element) -> bool:
     """True for the elements that get names (after role normalisation)."""
     return element.tag in INTERACTIVE_TAGS or element.get("role") in INTERACTIVE_ROLES
@@ -119,7 +124,7 @@ def is_section_container(tag: str, role: str | None, keys: list[str]) -> bool:
 def section_slug(container: etree._Element) -> str:
     """The slug a section container contributes to section paths (may be empty)."""
     explicit = container.get("data-section")
-    return slugify(explicit if explicit is not None else container.get("aria-label") or "")
+    return _cached_slug(explicit if explicit is not None else container.get("aria-label") or "")
 
 
 class TextReader:
@@ -146,7 +151,11 @@ class TextReader:
                 if size > MAX_TEXT_CHARS * 4:
                     break
             text = "".join(pieces)
-        return _SPACES.sub(" ", text[: MAX_TEXT_CHARS * 4]).strip()[:MAX_TEXT_CHARS]
+        text = text[: MAX_TEXT_CHARS * 4]
+        # Only single ASCII spaces (the common case) leave the regex nothing to do.
+        if "  " in text or not text.isprintable():
+            text = _SPACES.sub(" ", text)
+        return text.strip()[:MAX_TEXT_CHARS]
 
 
 def assign_names(
@@ -172,8 +181,12 @@ def assign_names(
             given = xml_safe(_SPACES.sub(" ", given)).strip()
         names.append(unique(given) if given else None)
     named = []
+    joined: dict[tuple[str, ...], str] = {}  # paths are shared tuples: join each once
     for element, name in zip(interactive, names, strict=True):
-        section = ".".join(paths.inside(element.getparent()))
+        path = paths.inside(element.getparent())
+        section = joined.get(path)
+        if section is None:
+            section = joined[path] = ".".join(path)
         text = read_text(element)
         if name is None:
             label = _label(element, text)
@@ -218,12 +231,12 @@ def _label(element: etree._Element, text: str) -> str:
                       element.get("alt"), element.get("value") if kind in BUTTON_INPUT_TYPES else None,
                       kind]  # never a field's text: that is what the user typed
     else:
-        slug = slugify(text) if text else ""
+        slug = _cached_slug(text) if text else ""
         if slug:  # the common case: a link or button with visible text
             return slug
         candidates = [element.get("aria-label"), element.get("title"), element.get("alt")]
     for candidate in candidates:
-        slug = slugify(candidate) if candidate else ""
+        slug = _cached_slug(candidate) if candidate else ""
         if slug:
             return slug
     if tag not in ("input", "select", "textarea"):

@@ -76,6 +76,8 @@ _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
          (codecs.BOM_UTF16_BE, "utf-16-be"))
 _EMPTY_PAGE = "<body></body>"
+# Characters that str.split() treats as whitespace but pruning keeps (not in BLANK_CHARS).
+_SPACE_CONTROLS = "".join(c for c in map(chr, range(0x3001)) if c.isspace() and c not in BLANK_CHARS)
 
 
 @dataclass(slots=True)  # not frozen: a page has hundreds, and frozen __init__ is ~2x slower
@@ -134,9 +136,10 @@ def prune_html(raw: str | bytes) -> PrunedPage:
     collapse(body, wrappers, leaves)
     elements = {}
     escaped_links = []
+    uri_safe = URI_SAFE.issuperset
     for element, name, section, text in assign_names(interactive, sections, TextReader(4 * len(source))):
-        elements[name] = _describe(element, name, section, text)
-        if element.tag == "a" and not URI_SAFE.issuperset(name):
+        described = elements[name] = _describe(element, name, section, text)
+        if described.tag == "a" and not uri_safe(name):
             escaped_links.append(element)
     return PrunedPage(_serialize(body, escaped_links, source), elements, truncated)
 
@@ -158,7 +161,24 @@ def _serialize(body: etree._Element, escaped_links: list[etree._Element], source
     html = etree.tostring(body, method="html", encoding="unicode", with_tail=False)
     if placeholder:
         html = html.replace(f"<{placeholder}", "<a").replace(f"</{placeholder}>", "</a>")
-    return _BLANK_RUNS.sub(" ", html)
+    # Every blank but " " is unprintable, so text that is printable and has no "  " has
+    # no run to collapse: skip the work.
+    if "  " in html or not html.isprintable():
+        html = _collapse_blanks(html)
+    return html
+
+
+def _collapse_blanks(html: str) -> str:
+    """``html`` with every run of :data:`BLANK_CHARS` replaced by one space.
+
+    ``str.split()`` splits at runs of exactly those characters plus the six C0 controls
+    of :data:`_SPACE_CONTROLS`; without those and without a blank at either end (a
+    serialised element starts with ``<`` and ends with ``>``), split and join give the
+    regex's result in half its time (the regex visits every single space).
+    """
+    if html[:1].isspace() or html[-1:].isspace() or any(c in html for c in _SPACE_CONTROLS):
+        return _BLANK_RUNS.sub(" ", html)
+    return " ".join(html.split())
 
 
 def _to_text(raw: str | bytes) -> tuple[str, bool]:
@@ -236,4 +256,4 @@ def _describe(element: etree._Element, name: str, section: str, text: str) -> El
         kind = "input"
     else:
         kind = "click"
-    return Element(name=name, tag=tag, kind=kind, text=text, attrs=attrs, section=section)
+    return Element(name, tag, kind, text, attrs, section)  # positional: ~2x faster than keywords

@@ -158,7 +158,7 @@ def clean_attributes(
         else:
             continue
         if (tag in _HIDING_TAGS or "hidden" in special or "aria-hidden" in special or "style" in special) \
-                and element is not body and _is_hidden(element, tag):
+                and element is not body and _is_hidden(element, tag, special):
             hidden.append(element)
             # Its parent may be left childless: a leaf candidate, still in document order
             # (everything walked since the parent is inside the parent).
@@ -239,6 +239,7 @@ def _safe_to_unwrap(candidates: list[etree._Element]) -> tuple[list[etree._Eleme
     landing: dict[etree._Element, etree._Element] = {}
     chosen = []
     refused = False
+    nesting = _NESTING
     for wrapper in candidates:
         parent = wrapper.getparent()
         if parent is None:
@@ -246,11 +247,15 @@ def _safe_to_unwrap(candidates: list[etree._Element]) -> tuple[list[etree._Eleme
         if len(wrapper):  # only text moves from a childless wrapper: always safe
             target = landing.get(parent, parent)
             target_tag = target.tag
-            if not all(_NESTING.get((target_tag, child.tag)) or _may_contain(target_tag, child.tag)
-                       for child in wrapper):
-                refused = True
-                continue
-            landing[wrapper] = target
+            for child in wrapper:  # a plain loop: a generator in all() costs twice as much here
+                child_tag = child.tag
+                if not (nesting.get((target_tag, child_tag)) or _may_contain(target_tag, child_tag)):
+                    refused = True
+                    break
+            else:
+                landing[wrapper] = target
+                chosen.append(wrapper)
+            continue
         chosen.append(wrapper)
     return chosen, refused
 
@@ -288,15 +293,21 @@ def _drop_empty(body: etree._Element, candidates: list[etree._Element | None]) -
     for 2048-deep chains or thousands of empty siblings.
     """
     marked = []
+    blank_chars, kept_tags = BLANK_CHARS, _KEPT_EMPTY_TAGS
     for leaf in candidates:
-        if leaf is None or leaf.tag == _DROP or len(leaf) or not _blank(leaf.text):
+        # Inlined _blank(): this line runs for every childless element of the page.
+        if leaf is None or leaf.tag == _DROP or len(leaf):
+            continue
+        text = leaf.text
+        if text and text.strip(blank_chars):
             continue
         node = leaf
         while node is not body:
-            if node is leaf and _is_plain_break(node):
-                pass  # a <br> stays in place unless its parent goes (checked below)
-            elif _kept_empty(node):
-                break
+            tag = node.tag
+            if tag in kept_tags or node.get("role") in INTERACTIVE_ROLES:  # _kept_empty(), inlined
+                # A plain <br> leaf stays in place unless its parent goes (checked below).
+                if not (node is leaf and tag == "br" and node.get("role") not in INTERACTIVE_ROLES):
+                    break
             else:
                 node.tag = _DROP
                 marked.append(node)
@@ -318,11 +329,8 @@ def _blank(text: str | None) -> bool:
     return not text or not text.strip(BLANK_CHARS)
 
 
-def _kept_empty(element: etree._Element) -> bool:
-    return element.tag in _KEPT_EMPTY_TAGS or element.get("role") in INTERACTIVE_ROLES
-
-
-def _is_hidden(element: etree._Element, tag: str) -> bool:
+def _is_hidden(element: etree._Element, tag: str, special: list[str] | tuple[str, ...]) -> bool:
+    """Whether ``element`` is hidden; ``special`` are its keys in :data:`_SPECIAL_KEYS` (or none)."""
     if tag == "img":
         if not (element.get("alt") or "").strip():
             return True  # unlabelled images say nothing to a text reader (pixels, spacers)
@@ -332,11 +340,12 @@ def _is_hidden(element: etree._Element, tag: str) -> bool:
         return True
     elif tag == "input" and (element.get("type") or "").strip().lower() == "hidden":
         return True
-    if element.get("hidden") is not None:
+    # The keys spare a look-up of each attribute the element does not have.
+    if "hidden" in special:
         return True
-    if (element.get("aria-hidden") or "").strip().lower() == "true":
+    if "aria-hidden" in special and (element.get("aria-hidden") or "").strip().lower() == "true":
         return True
-    style = element.get("style")
+    style = element.get("style") if "style" in special else None
     return bool(style and _HIDING_STYLE.search(style))
 
 

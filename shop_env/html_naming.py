@@ -181,9 +181,10 @@ def assign_names(
             given = xml_safe(_SPACES.sub(" ", given)).strip()
         names.append(unique(given) if given else None)
     named = []
+    add_named, inside = named.append, paths.inside
     joined: dict[tuple[str, ...], str] = {}  # paths are shared tuples: join each once
     for element, name in zip(interactive, names, strict=True):
-        path = paths.inside(element.getparent())
+        path = inside(element.getparent())
         section = joined.get(path)
         if section is None:
             section = joined[path] = ".".join(path)
@@ -192,7 +193,7 @@ def assign_names(
             label = _label(element, text)
             name = unique(f"{section}.{label}" if section else label)
         element.set("name", name)
-        named.append((element, name, section, text))
+        add_named((element, name, section, text))
     return named
 
 
@@ -224,27 +225,29 @@ class _SectionPaths:
 
 def _label(element: etree._Element, text: str) -> str:
     tag = element.tag
-    candidates: list[str | None]
     if tag in ("input", "select", "textarea"):
         kind = (element.get("type") or "").strip().lower()
         candidates = [element.get("aria-label"), element.get("placeholder"), element.get("title"),
                       element.get("alt"), element.get("value") if kind in BUTTON_INPUT_TYPES else None,
                       kind]  # never a field's text: that is what the user typed
-    else:
-        slug = _cached_slug(text) if text else ""
-        if slug:  # the common case: a link or button with visible text
-            return slug
-        candidates = [element.get("aria-label"), element.get("title"), element.get("alt")]
-    for candidate in candidates:
+        for candidate in candidates:
+            slug = _cached_slug(candidate) if candidate else ""
+            if slug:
+                return slug
+        return slugify(tag) or "element"
+    slug = _cached_slug(text) if text else ""
+    if slug:  # the common case: a link or button with visible text
+        return slug
+    for key in ("aria-label", "title", "alt"):  # read one by one: most stop at the first
+        candidate = element.get(key)
         slug = _cached_slug(candidate) if candidate else ""
         if slug:
             return slug
-    if tag not in ("input", "select", "textarea"):
-        image = next(element.iter("img"), None)  # pruning left only images with alt
-        for candidate in (image.get("alt") if image is not None else None, element.get("value")):
-            slug = slugify(candidate) if candidate else ""
-            if slug:
-                return slug
+    image = next(element.iter("img"), None)  # pruning left only images with alt
+    for candidate in (image.get("alt") if image is not None else None, element.get("value")):
+        slug = slugify(candidate) if candidate else ""
+        if slug:
+            return slug
     return slugify(tag) or "element"
 
 

@@ -239,8 +239,14 @@ def _describe(element: etree._Element, name: str, section: str, text: str) -> El
     tag = element.tag
     if tag == "li" and not element.text and len(element) == 0:
         element.text = ""  # else libxml2 writes "<li>" without "</li>", swallowing the tail
-    items = element.items()
-    attrs = dict(items)
+    attrs = dict(element.items())
+    # One test on all values (joined by a printable separator that "  " cannot span)
+    # spares the per-attribute loop for the usual element that needs no change.
+    probe = "|".join(attrs.values())
+    if "  " not in probe and probe.isprintable() and _BOOLEAN_ATTRIBUTES.isdisjoint(attrs):
+        items = ()
+    else:
+        items = list(attrs.items())
     for key, value in items:
         # Every whitespace character but " " is unprintable: only then is a regex needed.
         if key in _BOOLEAN_ATTRIBUTES:

@@ -334,8 +334,10 @@ def _is_hidden(element: etree._Element, tag: str, special: list[str] | tuple[str
     if tag == "img":
         if not (element.get("alt") or "").strip():
             return True  # unlabelled images say nothing to a text reader (pixels, spacers)
-        if any(_PIXEL_SIZE.fullmatch(element.get(side) or "x") for side in ("width", "height")):
-            return True
+        for side in ("width", "height"):
+            size = element.get(side)
+            if size and _PIXEL_SIZE.fullmatch(size):
+                return True
     elif tag == "dialog" and element.get("open") is None:
         return True
     elif tag == "input" and (element.get("type") or "").strip().lower() == "hidden":

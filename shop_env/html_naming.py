@@ -139,7 +139,13 @@ class TextReader:
         self._budget = budget
 
     def __call__(self, element: etree._Element) -> str:
-        if self._budget > 0:
+        if not len(element):
+            # A leaf's only content is its text (comments and PIs are gone): read it
+            # directly, which costs far less than a serialiser call.
+            text = element.text or ""
+            if self._budget > 0:
+                self._budget -= len(text)
+        elif self._budget > 0:
             text = etree.tostring(element, method="text", encoding="unicode", with_tail=False)
             self._budget -= len(text)
         else:
@@ -207,19 +213,19 @@ class _SectionPaths:
 
     def __init__(self, slugs: dict[etree._Element, str]) -> None:
         self._slugs = slugs
-        self._known: dict[etree._Element, tuple[str, ...]] = {}
+        self._known: dict[etree._Element | None, tuple[str, ...]] = {None: ()}  # None: above the root
 
     def inside(self, node: etree._Element | None) -> tuple[str, ...]:
         climbed = []
-        while node is not None and node not in self._known:
+        known = self._known
+        while (path := known.get(node)) is None:
             climbed.append(node)
             node = node.getparent()
-        path = self._known[node] if node is not None else ()
         for element in reversed(climbed):
             slug = self._slugs.get(element)
             if slug:
                 path = (*path, slug)[-MAX_SECTION_DEPTH:]
-            self._known[element] = path
+            known[element] = path
         return path
 
 

@@ -130,9 +130,9 @@ def section_slug(container: etree._Element) -> str:
 class TextReader:
     """Reads elements' visible text, whitespace-normalised, cut to :data:`MAX_TEXT_CHARS`.
 
-    Whole-subtree text comes from lxml's C serialiser (fast); once the text read exceeds
-    ``budget`` characters in total (nested clickable wrappers could make it quadratic),
-    it falls back to reading pieces until enough is read.
+    A leaf's text is read directly; whole-subtree text comes from lxml's C serialiser
+    (fast); once the text read exceeds ``budget`` characters in total (nested clickable
+    wrappers could make it quadratic), it falls back to reading pieces until enough is read.
     """
 
     def __init__(self, budget: int) -> None:

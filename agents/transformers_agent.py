@@ -206,16 +206,9 @@ def completion_certainty(tokenizer: Any, ids: Any, logits: Any, variant: str = "
         logits: their logits, ``[tokens, vocab]``.
         variant: ``"kl_p_u"`` or ``"kl_u_p"``.
     """
-    from rewards import rationale_char_span, rationale_token_mask, self_certainty
+    from rewards import rationale_mask_for_ids, self_certainty
 
-    ids = [int(i) for i in ids]
-    # Character spans from decoding growing prefixes: they index the exact decoded text.
-    offsets, previous = [], 0
-    for end in range(1, len(ids) + 1):
-        stop = max(len(tokenizer.decode(ids[:end], skip_special_tokens=True)), previous)
-        offsets.append((previous, stop))
-        previous = stop
-    mask = rationale_token_mask(offsets, rationale_char_span(tokenizer.decode(ids, skip_special_tokens=True)))
+    _, mask = rationale_mask_for_ids(tokenizer, [int(i) for i in ids])
     if not any(mask):
         return 0.0
     return float(self_certainty(logits[None], [mask], variant)[0])

@@ -14,11 +14,18 @@ from rewards.certainty import DEFAULT_CHUNK_TOKENS, self_certainty, self_certain
 from rewards.config import ACTION_REWARD_MODES, SELF_CERTAINTY_VARIANTS, RewardConfig
 from rewards.format import check_format, format_reward
 from rewards.metrics import compute_metrics, markdown_table
-from rewards.rationale import rationale_char_span, rationale_token_mask
+from rewards.rationale import (
+    rationale_char_span,
+    rationale_mask_for_ids,
+    rationale_token_mask,
+    token_char_offsets,
+)
 from rewards.score import score
 from rewards.similarity import rouge_l
 
 __all__ = [
+    "rationale_mask_for_ids",
+    "token_char_offsets",
     "ACTION_REWARD_MODES",
     "DEFAULT_CHUNK_TOKENS",
     "SELF_CERTAINTY_VARIANTS",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from json.decoder import scanstring
+from typing import Any
 
 from shop_env.actions import strip_code_fence
 
@@ -107,3 +108,49 @@ def rationale_token_mask(offsets: Sequence[Sequence[int]], span: tuple[int, int]
         return [False] * len(offsets)
     lo, hi = span
     return [end > start and start < hi and end > lo for start, end in offsets]
+
+
+def token_char_offsets(tokenizer: Any, token_ids: Sequence[int]) -> tuple[str, list[tuple[int, int]]]:
+    """Decode ``token_ids`` (special tokens skipped, as trainers and verl's reward manager do) and give each token its character span.
+
+    The text equals ``tokenizer.decode(token_ids, skip_special_tokens=True)`` (what
+    ``compute_score`` scored). Fast path: decode each token alone and check that the pieces
+    join to that text (true for byte-level BPE on UTF-8-complete tokens); otherwise fall back
+    to decoding every prefix, which is exact for any tokenizer.
+
+    Returns:
+        ``(text, offsets)``: ``offsets[i] = (start, end)`` characters of token ``i`` in
+        ``text`` (empty spans for special tokens).
+    """
+    ids = [int(i) for i in token_ids]
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    pieces = [tokenizer.decode([i], skip_special_tokens=True) for i in ids]
+    if "".join(pieces) != text:
+        prefixes = tokenizer.batch_decode([ids[: n + 1] for n in range(len(ids))], skip_special_tokens=True)
+        pieces = []
+        done = 0
+        for prefix in prefixes:
+            # A prefix ending inside a multi-byte character decodes with a replacement char;
+            # its length can overshoot, so clamp to the final text.
+            end = min(max(len(prefix), done), len(text))
+            pieces.append(text[done:end])
+            done = end
+    offsets = []
+    start = 0
+    for piece in pieces:
+        offsets.append((start, start + len(piece)))
+        start += len(piece)
+    return text, offsets
+
+
+def rationale_mask_for_ids(tokenizer: Any, token_ids: Sequence[int]) -> tuple[str, list[bool]]:
+    """The decoded completion and which of its tokens lie inside the rationale string.
+
+    Uses :func:`rewards.rationale_char_span` and :func:`rewards.rationale_token_mask`, the
+    same rule as the local backend. No rationale (or unparsable output): all False.
+    """
+    text, offsets = token_char_offsets(tokenizer, token_ids)
+    span = rationale_char_span(text)
+    if span is None:
+        return text, [False] * len(offsets)
+    return text, list(rationale_token_mask(offsets, span))

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from rewards.rationale import token_char_offsets  # noqa: F401 - part of this module's API
 from shop_env.actions import Action, FormatError, parse_response
 
 log = logging.getLogger(__name__)
@@ -231,33 +232,11 @@ def prompt_token_ids(tokenizer: Any, prompt: Any) -> list[int]:
     return list(ids)
 
 
-def token_char_offsets(tokenizer: Any, ids: Sequence[int]) -> tuple[str, list[tuple[int, int]]]:
-    """Decode ``ids`` and return the text with each token's (start, end) character span.
-
-    Spans come from decoding growing prefixes, so they match the text exactly as the
-    trainer decodes it (special tokens skipped); a token that completes a multi-byte
-    character owns the whole character.
-    """
-    offsets: list[tuple[int, int]] = []
-    previous = 0
-    for i in range(len(ids)):
-        end = len(tokenizer.decode(list(ids[: i + 1]), skip_special_tokens=True))
-        end = max(end, previous)
-        offsets.append((previous, end))
-        previous = end
-    text = tokenizer.decode(list(ids), skip_special_tokens=True)
-    return text, offsets
-
-
 def rationale_mask(tokenizer: Any, completion_ids: Sequence[int]) -> list[bool]:
     """Per completion token: does it lie inside the rationale JSON string value?"""
-    from rewards import rationale_char_span, rationale_token_mask
+    from rewards import rationale_mask_for_ids
 
-    text, offsets = token_char_offsets(tokenizer, completion_ids)
-    span = rationale_char_span(text)
-    if span is None:
-        return [False] * len(completion_ids)
-    return list(rationale_token_mask(offsets, span))
+    return rationale_mask_for_ids(tokenizer, completion_ids)[1]
 
 
 def _exact(text: str, gold: Action, config: Any, exact_match: Callable[..., bool]) -> bool:

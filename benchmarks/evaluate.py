@@ -11,8 +11,13 @@ CLI (as a script or a module)::
     python -m benchmarks.evaluate --agent oracle
 
 Each answer is scored with ``rewards.score`` (the env's reward, DESIGN §5) and appended to
-``<out>/predictions.jsonl`` batch by batch, so an interrupted run resumes where it stopped.
-At the end it writes ``metrics.json``, ``report.md`` and ``confusion.png``.
+``<out>/predictions.jsonl`` batch by batch, so an interrupted run resumes where it stopped
+(``--repair`` keeps the valid records of a file with a corrupt line in the middle).
+At the end it writes ``metrics.json``, ``report.md`` and ``confusion.png``; exact match and
+type accuracy come with 95% confidence intervals from a bootstrap over sessions.
+
+CLI user errors (missing data, a bad agent spec or reward config, a corrupt predictions
+file, another agent's predictions in ``--out``) print ``error: ...`` and exit with status 2.
 """
 
 from __future__ import annotations
@@ -43,6 +48,12 @@ CONFUSION = "confusion.png"
 #: The column of the confusion matrix for answers that do not parse.
 INVALID = "invalid"
 _REWARD_FIELDS = ("format", "type", "attribute", "value", "action", "self_certainty", "total")
+#: Where ``repair`` keeps the original of a predictions file it rewrote.
+BACKUP_SUFFIX = ".bak"
+
+
+class PredictionsError(ValueError):
+    """A ``predictions.jsonl`` that cannot be resumed: corrupt, or another agent's."""
 
 
 def evaluate(
@@ -55,6 +66,7 @@ def evaluate(
     resume: bool = True,
     progress: bool = True,
     name: str | None = None,
+    repair: bool = False,
 ) -> dict[str, Any]:
     """Run ``agent`` over ``states``, score every answer, and write the evaluation files.
 
@@ -70,6 +82,8 @@ def evaluate(
             states without one; False starts the file afresh.
         progress: show a tqdm progress bar.
         name: the row label in the report (default: the agent's ``name`` attribute).
+        repair: on resume, drop corrupt lines of ``predictions.jsonl`` (the original is
+            kept as ``predictions.jsonl.bak``) instead of raising; their states are rerun.
 
     An agent with ``act_batch_with_certainty(observations, variant)`` (e.g.
     :class:`agents.TransformersAgent`) also supplies each rationale's self-certainty,
@@ -77,12 +91,16 @@ def evaluate(
 
     Returns:
         The metrics dict also written to ``metrics.json``: ``rewards.metrics.compute_metrics``
-        output (exact_match, type_accuracy, type_macro_f1, per_type, invalid_rate, n) plus
-        ``reward`` (mean of each reward component), ``confusion`` and ``agent``.
+        output (n, exact_match, type_accuracy, type_macro_f1, invalid_rate,
+        predicted_type_share, per_type, and the session bootstrap's n_sessions,
+        exact_match_ci, type_accuracy_ci, ci) plus ``reward`` (mean of each reward
+        component), ``confusion`` and ``agent``.
 
     Raises:
-        ValueError: ``batch_size < 1``, duplicate state keys, an agent returning the wrong
-            number of answers, or a corrupt (not just truncated) predictions file.
+        PredictionsError: (a ValueError) a corrupt (not just truncated) predictions file
+            without ``repair``, or one holding another agent's predictions.
+        ValueError: ``batch_size < 1``, duplicate state keys, or an agent returning the
+            wrong number of answers.
     """
     from tqdm.auto import tqdm
 
@@ -99,7 +117,7 @@ def evaluate(
         raise ValueError(f"states have duplicate (session_id, step) keys, e.g. {duplicates[0]}")
     label = name or getattr(agent, "name", type(agent).__name__)
     path = out / PREDICTIONS
-    done = _resumed(path, label, states, keys, config, rewards) if resume else {}
+    done = _resumed(path, label, states, keys, config, rewards, repair=repair) if resume else {}
     if not resume and path.exists():
         path.unlink()
     todo = [state for state, key in zip(states, keys, strict=True) if key not in done]
@@ -127,20 +145,23 @@ def evaluate(
     return metrics
 
 
-def _resumed(path: Path, label: str, states: Sequence[Any], keys: list, config: Any, rewards: Any) -> dict:
+def _resumed(path: Path, label: str, states: Sequence[Any], keys: list, config: Any, rewards: Any,
+             *, repair: bool = False) -> dict:
     """Predictions already in ``path`` for these states, re-scored with today's config.
 
     Re-scoring (cheap: no model involved) keeps metrics right when the reward config or
     the gold data changed since the interrupted run.
 
     Raises:
-        ValueError: the file holds another agent's predictions.
+        PredictionsError: the file is corrupt (without ``repair``) or holds another
+            agent's predictions.
     """
-    stored = load_predictions(path, truncate_partial=True)
+    stored = load_predictions(path, truncate_partial=True, repair=repair)
     others = {r.get("agent") for r in stored.values()} - {None, label}
     if others:
-        raise ValueError(f"{path} holds predictions of agent {sorted(others)[0]!r}, not {label!r}; "
-                         "use another output directory or resume=False (--no-resume)")
+        raise PredictionsError(f"{path} holds predictions of agent {sorted(others)[0]!r}, not {label!r}; "
+                               "use another output directory (--out) or start over with --no-resume "
+                               "(resume=False)")
     done = {}
     for state, key in zip(states, keys, strict=True):
         record = stored.pop(key, None)
@@ -196,14 +217,18 @@ def score_answer(state: Any, text: Any, config: Any, rewards_module: Any = None,
     }
 
 
-def load_predictions(path: str | os.PathLike[str], *, truncate_partial: bool = False) -> dict[tuple[str, int], dict]:
+def load_predictions(path: str | os.PathLike[str], *, truncate_partial: bool = False,
+                     repair: bool = False) -> dict[tuple[str, int], dict]:
     """Read ``predictions.jsonl`` into ``{(session_id, step): record}``.
 
     A last line cut short by a crash is dropped (and, with ``truncate_partial``, cut
-    from the file so appends start on a clean line). A bad line elsewhere is corruption.
+    from the file so appends start on a clean line). A bad line elsewhere is corruption:
+    an error, unless ``repair``, which drops every bad line, keeps the original file as
+    ``<path>.bak`` and rewrites ``path`` with the valid records only.
 
     Raises:
-        ValueError: an unparsable line that is not the last one, naming ``file:line``.
+        PredictionsError: (a ValueError) an unparsable line that is not the last one,
+            naming ``file:line`` and the ``--repair`` flag, without ``repair``.
     """
     target = Path(path)
     if not target.exists():
@@ -211,13 +236,34 @@ def load_predictions(path: str | os.PathLike[str], *, truncate_partial: bool = F
     data = target.read_bytes()
     *complete, tail = data.split(b"\n")  # ``tail`` is what follows the last newline
     records: dict[tuple[str, int], dict] = {}
+    bad: list[int] = []
     for number, raw in enumerate(complete, start=1):
         if not raw.strip():
             continue
         record = _parse_record(raw)
         if record is None:
-            raise ValueError(f"{target}:{number}: corrupt prediction record; delete the file or use --no-resume")
+            bad.append(number)
+            continue
         records[(record["session_id"], record["step"])] = record
+    if bad and not repair:
+        valid = sum(1 for raw in complete if raw.strip()) - len(bad)
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise PredictionsError(
+            f"{target}:{bad[0]}: corrupt prediction record{more}; rerun with --repair (repair=True) to keep "
+            f"the {valid} valid record(s) and redo only the rest (the original is kept as "
+            f"{target.name}{BACKUP_SUFFIX}), or start over with --no-resume")
+    if bad:
+        backup = target.with_name(target.name + BACKUP_SUFFIX)
+        backup.write_bytes(data)
+        dropped = set(bad)
+        kept = b"".join(raw + b"\n" for number, raw in enumerate(complete, start=1)
+                        if raw.strip() and number not in dropped)
+        scratch = target.with_name(target.name + ".tmp")
+        scratch.write_bytes(kept + tail)
+        os.replace(scratch, target)
+        logger.warning("%s: dropped %d corrupt record(s) at line(s) %s; original kept as %s", target, len(bad),
+                       ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else ""), backup)
+        data = kept + tail
     if tail.strip():
         record = _parse_record(tail)
         if record is not None:
@@ -240,7 +286,8 @@ def summarize(records: Sequence[Mapping[str, Any]], config: Any = None) -> dict[
 
     golds = [Action.from_dict(r["gold"], field="gold") for r in records]
     preds = [Action.from_dict(r["pred"], field="pred") if r.get("pred") else None for r in records]
-    metrics = dict(compute_metrics(preds, golds, _reward_config(config)))
+    metrics = dict(compute_metrics(preds, golds, _reward_config(config),
+                                   session_ids=[str(r["session_id"]) for r in records]))
     n = len(records)
     metrics["reward"] = {
         field: (sum(float(r["reward"].get(field) or 0.0) for r in records) / n if n else 0.0)
@@ -292,7 +339,7 @@ def plot_confusion(confusion: Mapping[str, Mapping[str, int]], path: str | os.Pa
 
 def write_outputs(out: Path, label: str, metrics: Mapping[str, Any]) -> None:
     """Write ``metrics.json``, ``report.md`` and ``confusion.png`` into ``out``."""
-    from rewards.metrics import markdown_table
+    from rewards.metrics import ci_note, markdown_table
 
     (out / METRICS).write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     plot_confusion(metrics["confusion"], out / CONFUSION, title=f"{label}: action-type confusion")
@@ -300,10 +347,12 @@ def write_outputs(out: Path, label: str, metrics: Mapping[str, Any]) -> None:
     lines = [
         f"# Evaluation: {label}",
         "",
-        f"Agent: `{metrics.get('agent', label)}`; states: {metrics.get('n', 0)}.",
+        f"Agent: `{metrics.get('agent', label)}`; states: {metrics.get('n', 0)}"
+        + (f" from {metrics['n_sessions']} sessions." if "n_sessions" in metrics else "."),
         "",
         markdown_table({label: dict(metrics)}).rstrip(),
         "",
+        *([note, ""] if (note := ci_note({label: metrics})) else []),
         "Mean reward components (DESIGN §5):",
         "",
         "| " + " | ".join(_REWARD_FIELDS) + " |",
@@ -367,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N states (quick checks)")
     parser.add_argument("--batch-size", type=int, default=8, help="observations per agent call and per flush of predictions.jsonl (openai: agents run up to --concurrency of them at once, so use a multiple of it)")
     parser.add_argument("--no-resume", action="store_true", help="ignore and overwrite existing predictions")
+    parser.add_argument("--repair", action="store_true",
+                        help="resume from a predictions.jsonl with corrupt lines: drop them (original kept as "
+                        "predictions.jsonl.bak), keep the valid records, rerun only the missing states")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--skip-invalid", action="store_true", help="skip malformed session records (counted)")
     parser.add_argument("--reward-config", default=None,
@@ -408,31 +460,62 @@ def agent_kwargs(spec: str, args: argparse.Namespace, train_states: Any = None, 
     return {}
 
 
+class UsageError(Exception):
+    """A user error of the CLI: printed as ``error: <message>``, exit status 2."""
+
+
 def main(argv: Iterable[str] | None = None) -> int:
-    """CLI entry point; returns the exit status."""
+    """CLI entry point; returns the exit status (2 on a user error, with ``error: ...`` on stderr)."""
     args = build_parser().parse_args(None if argv is None else list(argv))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(args)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from agents.chat_client import ChatRequestError
     from shop_env.datasets import DEFAULT_SOURCE, load_sessions
     from shop_env.states import build_states
 
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.repair and args.no_resume:
+        raise UsageError("--repair keeps records of an earlier run; it cannot go with --no-resume")
     data = args.data or DEFAULT_SOURCE
     split = None if args.split == "all" else args.split
-    sessions = load_sessions(data, split, skip_invalid=args.skip_invalid)
-    states = build_states(sessions, context=args.context, max_history=args.max_history)
+    config = _load_reward_config(args.reward_config)  # before the data: a typo here should fail fast
+    try:
+        sessions = load_sessions(data, split, skip_invalid=args.skip_invalid)
+        states = build_states(sessions, context=args.context, max_history=args.max_history)
+    except (OSError, ValueError) as err:  # missing file, bad source, malformed record (named)
+        hint = "" if args.skip_invalid or not isinstance(err, ValueError) else " (--skip-invalid skips malformed records)"
+        raise UsageError(f"cannot load {data!r}: {err}{hint}") from None
     if args.limit is not None:
         states = states[: max(args.limit, 0)]
     if not states:
-        print(f"error: no states in split {args.split!r} of {data!r}", file=sys.stderr)
-        return 2
+        raise UsageError(f"no states in split {args.split!r} of {data!r}")
     train_states = None
-    if args.agent.strip().lower() == "majority":
-        train = load_sessions(data, "train", skip_invalid=args.skip_invalid)
-        train_states = build_states(train, context=args.context, max_history=args.max_history)
-    agent = make_agent(args.agent, **agent_kwargs(args.agent, args, train_states, states))
-    config = _load_reward_config(args.reward_config)
+    try:
+        if args.agent.strip().lower() == "majority":
+            train = load_sessions(data, "train", skip_invalid=args.skip_invalid)
+            train_states = build_states(train, context=args.context, max_history=args.max_history)
+        agent = make_agent(args.agent, **agent_kwargs(args.agent, args, train_states, states))
+    except (ImportError, OSError, ValueError) as err:  # bad spec, model not found, backend missing
+        raise UsageError(f"cannot make agent {args.agent!r}: {err}") from None
     out = args.out or os.path.join("runs", "eval-" + _slug(args.agent))
-    metrics = evaluate(agent, states, out, config=config, batch_size=args.batch_size,
-                       resume=not args.no_resume, progress=not args.no_progress, name=args.agent)
+    try:
+        metrics = evaluate(agent, states, out, config=config, batch_size=args.batch_size,
+                           resume=not args.no_resume, progress=not args.no_progress, name=args.agent,
+                           repair=args.repair)
+    except PredictionsError as err:
+        raise UsageError(str(err)) from None
+    except ChatRequestError as err:  # the server is down or refuses: finished batches are kept
+        raise UsageError(f"{err} (the predictions so far are kept in {out}/{PREDICTIONS}; rerun to resume)") from None
+    except OSError as err:  # e.g. an --out that cannot be created or written
+        raise UsageError(f"cannot write to {out!r}: {err}") from None
     print((Path(out) / REPORT).read_text(encoding="utf-8"))
     print(f"wrote {out}/{{{PREDICTIONS},{METRICS},{REPORT},{CONFUSION}}}; "
           f"exact match {metrics['exact_match']:.4f} on {metrics['n']} states")
@@ -440,18 +523,31 @@ def main(argv: Iterable[str] | None = None) -> int:
 
 
 def _load_reward_config(path: str | None) -> Any:
+    """The RewardConfig of ``--reward-config`` (None: the defaults).
+
+    Raises:
+        UsageError: a missing or unreadable file, bad JSON/YAML, or bad fields.
+    """
     if path is None:
         return None
-    text = Path(path).read_text(encoding="utf-8")
-    if path.endswith((".yaml", ".yml")):
-        import yaml
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        if path.endswith((".yaml", ".yml")):
+            import yaml
 
-        data = yaml.safe_load(text)
-    else:
-        data = json.loads(text)
-    if isinstance(data, Mapping) and isinstance(data.get("reward"), Mapping):
-        data = data["reward"]  # a whole training preset: take its reward section
-    return _reward_config(data or {})
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as err:
+                raise ValueError(f"invalid YAML: {err}") from None
+        else:
+            data = json.loads(text)
+        if isinstance(data, Mapping) and isinstance(data.get("reward"), Mapping):
+            data = data["reward"]  # a whole training preset: take its reward section
+        if data is not None and not isinstance(data, Mapping):
+            raise ValueError(f"must hold a mapping of RewardConfig fields, got {type(data).__name__}")
+        return _reward_config(data or {})
+    except (OSError, ValueError) as err:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise UsageError(f"--reward-config {path}: {err}") from None
 
 
 def _slug(spec: str) -> str:

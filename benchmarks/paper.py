@@ -3,13 +3,18 @@
     python benchmarks/paper.py --preset tiny              # every row on the tiny CPU model
     python benchmarks/paper.py --preset tiny --rows zero-shot,sft,shop-r1
     python benchmarks/paper.py --preset paper --rows shop-r1,no-dars
+    python benchmarks/paper.py --preset smollm2-cpu --rows sft,shop-r1
 
 Each row is a preset (``training/configs/``) applied as a delta on the base preset
-(``tiny`` -> ``tiny-cpu``, ``paper`` -> ``paper-qwen2.5-3b``), so an ablation here is the
-same one-line switch as with ``training/grpo.py --config ablation-...``. Stages are
-cached by the config sections they depend on: every SFT-based row shares one SFT
+(``tiny`` -> ``tiny-cpu``, ``paper`` -> ``paper-qwen2.5-3b``, ``smollm2-cpu``, or any other
+preset name), so an ablation here is the same one-line switch as with
+``training/grpo.py --config ablation-...``: the delta is what the row preset changes
+relative to the preset it extends, so the chosen base keeps its model and budgets. Stages
+are cached by the config sections they depend on: every SFT-based row shares one SFT
 checkpoint, zero-shot shares the base model, and rows whose resolved settings coincide
-share everything. Output: ``<out>/report.md`` (markdown table) and ``results.json``.
+share everything. Output: ``<out>/report.md`` (markdown tables: exact match and type
+accuracy with 95% session-bootstrap intervals, the share of predicted ``terminate``, the
+number of states and sessions) and ``results.json``.
 """
 
 from __future__ import annotations
@@ -27,9 +32,19 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from training.config import ConfigError, TrainConfig, config_from_dict, deep_merge, read_preset  # noqa: E402
+from rewards.metrics import terminate_share  # noqa: E402
+from training.config import (  # noqa: E402
+    ConfigError,
+    TrainConfig,
+    config_from_dict,
+    deep_merge,
+    preset_names,
+    preset_path,
+    read_preset,
+)
 
-BASES = {"tiny": "tiny-cpu", "paper": "paper-qwen2.5-3b"}
+#: ``--preset`` aliases -> base preset; any other preset name of ``training/configs`` is its own base.
+BASES = {"tiny": "tiny-cpu", "paper": "paper-qwen2.5-3b", "smollm2-cpu": "smollm2-cpu"}
 
 
 @dataclass(frozen=True)
@@ -59,9 +74,70 @@ ROWS: dict[str, Row] = {
 }
 
 
+def base_preset(preset: str) -> str:
+    """The base preset of a ``--preset`` value: a :data:`BASES` alias or a preset name.
+
+    Raises:
+        ValueError: neither (the message lists the choices).
+    """
+    if preset in BASES:
+        return BASES[preset]
+    if preset in preset_names():
+        return preset
+    choices = sorted(set(BASES) | set(preset_names()))
+    raise ValueError(f"unknown --preset {preset!r}: expected one of {', '.join(choices)}")
+
+
+def preset_delta(name: str) -> dict[str, Any]:
+    """What a row preset changes: its resolved keys that differ from the root of its ``extends`` chain.
+
+    A key the row preset repeats with its parent's value is no change, so it does not
+    override the base the row is applied to; ``name`` is never part of the delta.
+
+    Raises:
+        ConfigError: a bad preset file.
+    """
+    full = read_preset(name)
+    root = _chain_root(preset_path(name))
+    delta = _diff(full, read_preset(root)) if root is not None else full
+    delta.pop("name", None)
+    return delta
+
+
+def _chain_root(path: Path) -> Path | None:
+    """The last preset of ``path``'s ``extends`` chain (None when ``path`` extends nothing)."""
+    import yaml
+
+    root = None
+    seen = {path}
+    while True:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        parent = raw.get("extends") if isinstance(raw, dict) else None
+        if not isinstance(parent, str):
+            return root
+        candidate = path.parent / parent
+        path = candidate if candidate.suffix in (".yaml", ".yml") and candidate.is_file() else preset_path(parent)
+        if path in seen:  # read_preset has already rejected cycles; stay safe anyway
+            return root
+        seen.add(path)
+        root = path
+
+
+def _diff(top: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            sub = _diff(value, base[key])
+            if sub:
+                out[key] = sub
+        elif key not in base or base[key] != value:
+            out[key] = value
+    return out
+
+
 def row_config(base: str, row: Row, overrides: Sequence[str] = ()) -> TrainConfig:
-    """The resolved config of ``row``: the row preset's own keys (its ``extends`` ignored)
-    and delta merged over ``base``, then ``overrides``.
+    """The resolved config of ``row``: the row preset's delta over the preset it extends
+    (:func:`preset_delta`) and the row's own delta merged over ``base``, then ``overrides``.
 
     Raises:
         ConfigError: a bad preset, delta or override.
@@ -70,9 +146,7 @@ def row_config(base: str, row: Row, overrides: Sequence[str] = ()) -> TrainConfi
 
     raw = read_preset(base)
     if row.preset is not None:
-        own = read_preset(row.preset, follow_extends=False)
-        own.pop("name", None)
-        raw = deep_merge(own, raw)
+        raw = deep_merge(preset_delta(row.preset), raw)
     for section, values in row.delta:
         raw = deep_merge({section: values}, raw)
     raw = apply_overrides(raw, list(overrides))
@@ -143,11 +217,32 @@ class StageCache:
         out = self.out / f"eval-{_key(model_key, data_key, config.eval, config.data.context)}"
         done = out / "row-metrics.json"
         if done.is_file():
-            return json.loads(done.read_text())
+            return self._refreshed(done, config)
         model, tokenizer = load_saved(path)
         metrics = eval_stage(config, model, tokenizer, data, out, resume=True, progress=self.progress)
         done.write_text(json.dumps(metrics, default=str))
         return metrics
+
+    @staticmethod
+    def _refreshed(done: Path, config: TrainConfig) -> dict[str, Any]:
+        """Cached row metrics; ones from before the confidence intervals are recomputed
+        from the row's ``predictions.jsonl`` (no model run) and saved again."""
+        from benchmarks.evaluate import PREDICTIONS, load_predictions, summarize
+
+        metrics = json.loads(done.read_text())
+        predictions = done.parent / PREDICTIONS
+        if "exact_match_ci" in metrics or not predictions.is_file():
+            return metrics
+        try:
+            records = list(load_predictions(predictions).values())
+        except ValueError:
+            return metrics
+        if len(records) != metrics.get("n"):
+            return metrics
+        fresh = summarize(records, config.reward_config())
+        fresh["agent"] = metrics.get("agent")
+        done.write_text(json.dumps(fresh, default=str))
+        return fresh
 
 
 def run_rows(preset: str, rows: Sequence[str], out: Path, *, overrides: Sequence[str] = (),
@@ -159,12 +254,11 @@ def run_rows(preset: str, rows: Sequence[str], out: Path, *, overrides: Sequence
     """
     from tqdm.auto import tqdm
 
-    if preset not in BASES:
-        raise ValueError(f"unknown --preset {preset!r}: expected one of {', '.join(BASES)}")
+    base = base_preset(preset)
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         raise ValueError(f"unknown row(s) {', '.join(unknown)}: choose from {', '.join(ROWS)}")
-    configs = {name: row_config(BASES[preset], ROWS[name], overrides) for name in rows}  # fail fast on bad keys
+    configs = {name: row_config(base, ROWS[name], overrides) for name in rows}  # fail fast on bad keys
     cache = StageCache(out, progress=progress)
     results: dict[str, dict[str, Any]] = {}
     bar = tqdm(rows, desc="paper rows", unit="row", disable=not progress)
@@ -179,8 +273,12 @@ def run_rows(preset: str, rows: Sequence[str], out: Path, *, overrides: Sequence
     return results
 
 
+#: Extra columns of the paper tables: how often a row's model ends the session.
+COLUMNS = (("Terminate share", terminate_share),)
+
+
 def _write(out: Path, preset: str, rows: Sequence[str], results: dict[str, dict[str, Any]]) -> str:
-    from rewards.metrics import markdown_table
+    from rewards.metrics import ci_note, markdown_table
 
     out.mkdir(parents=True, exist_ok=True)
     lines = [f"# Shop-R1 paper tables (preset `{preset}`)", ""]
@@ -188,9 +286,14 @@ def _write(out: Path, preset: str, rows: Sequence[str], results: dict[str, dict[
     for table in ("Tab. 2", "Tab. 4", "Tab. 5"):
         labels = [ROWS[r].label for r in rows if ROWS[r].table == table and ROWS[r].label in results]
         if labels:
-            part = markdown_table({label: results[label] for label in labels})
+            part = markdown_table({label: results[label] for label in labels}, extra=COLUMNS)
             lines += [f"## {table}", "", part, ""]
             table_text += f"{table}\n{part}\n\n"
+    note = ci_note(results)
+    if note:
+        note += (" Terminate share: the fraction of all predictions (invalid ones included) whose "
+                 "type is terminate.")
+        lines += [note, ""]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
     payload = {"preset": preset, "rows": {r: {"label": ROWS[r].label, "table": ROWS[r].table,
                                                "metrics": results.get(ROWS[r].label)} for r in rows}}
@@ -206,8 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "Tab. 5 (context) from the training presets, sharing checkpoints between rows.",
         epilog="rows: " + ", ".join(f"{k} ({v.table}: {v.label})" for k, v in ROWS.items()),
     )
-    parser.add_argument("--preset", choices=sorted(BASES), default="tiny",
-                        help="base settings: tiny (tiny-cpu) or paper (paper-qwen2.5-3b)")
+    parser.add_argument("--preset", default="tiny",
+                        help="base settings: tiny (tiny-cpu), paper (paper-qwen2.5-3b), smollm2-cpu, or any "
+                        "preset name of training/configs (default: tiny)")
     parser.add_argument("--rows", default="all", help="comma-separated row names, or 'all' (default)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key in every row (repeatable)")
@@ -224,10 +328,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = list(ROWS) if args.rows == "all" else [r.strip() for r in args.rows.split(",") if r.strip()]
     out = Path(args.out or f"runs/paper-{args.preset}")
     try:  # check rows, preset and overrides before any training starts
-        if args.preset not in BASES or any(r not in ROWS for r in rows):
-            raise ValueError(f"unknown row in {args.rows!r}: choose from {', '.join(ROWS)}")
+        base = base_preset(args.preset)
+        unknown = [r for r in rows if r not in ROWS]
+        if unknown or not rows:
+            raise ValueError(f"unknown row(s) {', '.join(unknown) or repr(args.rows)}: choose from "
+                             f"{', '.join(ROWS)} or 'all'")
         for name in rows:
-            row_config(BASES[args.preset], ROWS[name], args.overrides)
+            row_config(base, ROWS[name], args.overrides)
     except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -17,6 +17,7 @@ from benchmarks.evaluate import (
     METRICS,
     PREDICTIONS,
     REPORT,
+    PredictionsError,
     evaluate,
     load_predictions,
     main,
@@ -93,6 +94,19 @@ def test_evaluate_writes_predictions_metrics_report_and_plot(states: list, tmp_p
     assert sum(sum(row.values()) for row in metrics["confusion"].values()) == len(states)
     report = (tmp_path / REPORT).read_text()
     assert "| Model | Exact | Type acc | Type F1" in report and "random" in report and CONFUSION in report
+    # 95% session-bootstrap intervals, and the sample they rest on.
+    assert metrics["n_sessions"] == len({s.session_id for s in states})
+    for key in ("exact_match", "type_accuracy"):
+        low, high = metrics[f"{key}_ci"]
+        assert 0.0 <= low <= metrics[key] <= high <= 1.0
+    assert metrics["ci"] == {"level": 0.95, "resamples": 1000, "seed": 0, "unit": "session"}
+    low, high = metrics["type_accuracy_ci"]
+    assert f"{100 * metrics['type_accuracy']:.1f} [{100 * low:.1f}, {100 * high:.1f}]" in report
+    assert f"| {len(states)} | {metrics['n_sessions']} |" in report and "bootstrap" in report
+    share = metrics["predicted_type_share"]
+    assert sum(share.values()) == pytest.approx(1.0) and share["invalid"] == 0.0
+    predicted = [r["pred"]["type"] for r in records]
+    assert share["terminate"] == pytest.approx(predicted.count("terminate") / len(records))
 
 
 def test_oracle_scores_close_to_the_ceiling(sessions: list, states: list, tmp_path: Path) -> None:
@@ -134,9 +148,24 @@ def test_corrupt_middle_record_names_file_and_line(states: list, tmp_path: Path)
     path = tmp_path / PREDICTIONS
     lines = path.read_text().splitlines()
     path.write_text("\n".join([lines[0], "{not json", *lines[1:]]) + "\n")
-    with pytest.raises(ValueError, match=r"predictions\.jsonl:2"):
+    with pytest.raises(PredictionsError, match=r"predictions\.jsonl:2: .*--repair.* keep the 4 valid record"):
         evaluate(RandomAgent(), states[:4], tmp_path, progress=False)
     assert len(load_predictions(tmp_path / "missing.jsonl")) == 0
+
+
+def test_repair_keeps_the_valid_records(states: list, tmp_path: Path) -> None:
+    full = evaluate(RandomAgent(seed=3), states[:6], tmp_path, progress=False)
+    path = tmp_path / PREDICTIONS
+    original = path.read_text().splitlines()
+    broken = [original[0], "{not json", original[1], '{"session_id": 3}', *original[3:]]  # record 3 lost
+    path.write_text("\n".join(broken) + "\n")
+    agent = CountingAgent(RandomAgent(seed=3))
+    repaired = evaluate(agent, states[:6], tmp_path, progress=False, repair=True)
+    assert agent.seen == [(states[2].session_id, states[2].step)]  # only the lost state is rerun
+    assert (tmp_path / (PREDICTIONS + ".bak")).read_text() == "\n".join(broken) + "\n"
+    assert len(lines_of(path)) == 6
+    assert repaired["n"] == 6 and load_predictions(path).keys() == {(s.session_id, s.step) for s in states[:6]}
+    assert full["n"] == 6
 
 
 def test_bad_outputs_are_scored_invalid_not_crashes(states: list, tmp_path: Path) -> None:
@@ -191,7 +220,7 @@ def test_cli_help_as_script_and_module() -> None:
 
 def test_resume_refuses_another_agents_predictions(states: list, tmp_path: Path) -> None:
     evaluate(RandomAgent(), states[:4], tmp_path, progress=False)
-    with pytest.raises(ValueError, match="holds predictions of agent 'random'"):
+    with pytest.raises(PredictionsError, match="holds predictions of agent 'random'"):
         evaluate(OracleAgent.from_states(states), states[:4], tmp_path, progress=False)
     assert evaluate(OracleAgent.from_states(states), states[:4], tmp_path, resume=False, progress=False)["n"] == 4
 
@@ -214,3 +243,99 @@ def test_score_answer_never_raises_and_agrees_with_the_parser(states: list, text
     json.dumps(record)  # always serialisable
     assert record["valid"] == (record["pred"] is not None) == record["reward"]["valid"]
     assert record["valid"] or record["reward"]["total"] == 0.0
+
+
+# ------------------------------------------------------------------ CLI user errors: "error: ..." and exit 2
+
+
+def _cli(args: list, capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    code = main([*args, "--no-progress"])
+    return code, capsys.readouterr().err
+
+
+@pytest.fixture()
+def data_file(sessions: list, tmp_path: Path) -> Path:
+    path = tmp_path / "sessions.jsonl"
+    write_jsonl(sessions, path)
+    return path
+
+
+def test_cli_missing_data_file_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code, err = _cli(["--agent", "random", "--data", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o")],
+                     capsys)
+    assert code == 2 and err.startswith("error: ") and "nope.jsonl" in err and "does not exist" in err
+    assert "Traceback" not in err
+    code, err = _cli(["--agent", "random", "--data", "bogus:1", "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and err.startswith("error: ") and "bogus" in err
+
+
+def test_cli_malformed_record_is_a_user_error(data_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    lines = data_file.read_text(encoding="utf-8").splitlines()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join([lines[0], '{"session_id": "x", "steps": 7}', *lines[1:]]) + "\n", encoding="utf-8")
+    code, err = _cli(["--agent", "random", "--data", str(bad), "--split", "all", "--out", str(tmp_path / "o")],
+                     capsys)
+    assert code == 2 and err.startswith("error: ") and "bad.jsonl" in err and "--skip-invalid" in err
+    assert main(["--agent", "random", "--data", str(bad), "--split", "all", "--out", str(tmp_path / "o"),
+                 "--skip-invalid", "--limit", "3", "--no-progress"]) == 0
+
+
+@pytest.mark.parametrize("spec, words", [("nonsense", "unknown agent spec"), ("openai:gpt-4o", "openai:MODEL@URL"),
+                                         ("hf:", "nothing after")])
+def test_cli_bad_agent_spec_is_a_user_error(spec: str, words: str, data_file: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture) -> None:
+    code, err = _cli(["--agent", spec, "--data", str(data_file), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and err.startswith("error: ") and words in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_bad_reward_config_is_a_user_error(data_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    cases = {"missing.json": None, "bad.json": "{nope", "bad.yaml": "a: [1", "keys.json": '{"dars": 1}',
+             "list.json": "[1, 2]"}
+    for name, text in cases.items():
+        path = tmp_path / name
+        if text is not None:
+            path.write_text(text, encoding="utf-8")
+        code, err = _cli(["--agent", "random", "--data", str(data_file), "--reward-config", str(path),
+                          "--out", str(tmp_path / "o")], capsys)
+        assert code == 2 and err.startswith(f"error: --reward-config {path}"), (name, err)
+
+
+def test_cli_corrupt_predictions_offer_repair(data_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "o"
+    args = ["--agent", "random", "--data", str(data_file), "--split", "all", "--limit", "5", "--out", str(out)]
+    assert _cli(args, capsys)[0] == 0
+    path = out / PREDICTIONS
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], "garbage", *lines[1:]]) + "\n")
+    code, err = _cli(args, capsys)
+    assert code == 2 and err.startswith("error: ") and f"{PREDICTIONS}:2: corrupt" in err
+    assert "--repair" in err and "keep the 5 valid record" in err and "Traceback" not in err
+    assert _cli([*args, "--repair"], capsys)[0] == 0
+    assert len(lines_of(path)) == 5 and (out / (PREDICTIONS + ".bak")).is_file()
+    assert _cli([*args, "--repair", "--no-resume"], capsys)[0] == 2
+
+
+def test_cli_other_agents_predictions_is_a_user_error(data_file: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "o"
+    common = ["--data", str(data_file), "--split", "all", "--limit", "4", "--out", str(out)]
+    assert _cli(["--agent", "random", *common], capsys)[0] == 0
+    code, err = _cli(["--agent", "heuristic", *common], capsys)
+    assert code == 2 and err.startswith("error: ") and "holds predictions of agent 'random'" in err
+    assert "--no-resume" in err
+
+
+def test_cli_bad_batch_size_and_empty_split(data_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code, err = _cli(["--agent", "random", "--data", str(data_file), "--batch-size", "0", "--out", str(tmp_path)],
+                     capsys)
+    assert code == 2 and "--batch-size" in err
+    code, err = _cli(["--agent", "random", "--data", str(data_file), "--limit", "0", "--out", str(tmp_path)], capsys)
+    assert code == 2 and err.startswith("error: no states")
+
+
+def test_cli_script_prints_no_traceback(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "benchmarks/evaluate.py", "--agent", "random", "--data",
+                           str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o"), "--no-progress"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "error: " in done.stderr and "Traceback" not in done.stderr

@@ -15,7 +15,12 @@ REWARD_SERIES = ("total", "format", "type", "attribute", "value", "self_certaint
 
 
 def results_table(rows: dict[str, dict[str, Any]]) -> str:
-    """The paper-style markdown table of result rows (label -> metrics dict)."""
+    """The paper-style markdown table of result rows (label -> metrics dict).
+
+    Exact and type accuracy read ``12.3 [8.1, 16.9]`` (percent, 95% session-bootstrap
+    interval) where the metrics carry intervals, the bare number where they do not (older
+    ``results.json`` rows); the States and Sessions columns give the sample behind each row.
+    """
     from rewards.metrics import markdown_table
 
     return markdown_table(rows)
@@ -102,6 +107,7 @@ def write_report(run_dir: str | os.PathLike[str], config: TrainConfig, rows: dic
 
     The plots come from ``<run_dir>/grpo/metrics.jsonl`` when GRPO ran.
     """
+    from rewards.metrics import ci_note
     from training.grpo_train import METRICS_FILE, read_metrics
 
     root = Path(run_dir)
@@ -118,7 +124,7 @@ def write_report(run_dir: str | os.PathLike[str], config: TrainConfig, rows: dic
         "## Results",
         "",
         table,
-        "",
+        *([note, ""] if (note := ci_note(rows)) else []),
         validity_table(rows),
         "",
     ]

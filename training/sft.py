@@ -375,11 +375,14 @@ def build_trainer(
     out_dir: str | os.PathLike[str],
     *,
     progress: bool = False,
+    stock_trl: bool = False,
 ) -> Any:
     """Return the configured TRL ``SFTTrainer`` (dataset tokenized, labels masked) without training.
 
     ``trainer.train_dataset`` holds ``input_ids`` and ``labels`` (-100 outside assistant
-    turns). See :func:`run_sft` for the arguments.
+    turns). See :func:`run_sft` for the arguments. ``stock_trl`` builds TRL's own
+    ``SFTTrainer`` (its loss over every position, in float32) instead of
+    :class:`SupervisedOnlySFTTrainer`: the baseline of ``benchmarks/train_throughput.py``.
     """
     from trl import SFTConfig
 
@@ -421,14 +424,13 @@ def build_trainer(
         dataloader_num_workers=0,
         dataset_num_proc=None,
     )
-    return SupervisedOnlySFTTrainer(
-        model=model,
-        args=config,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        callbacks=[MetricsJsonlCallback(out / METRICS_FILE)],
-        precision=precision,
-    )
+    kwargs: dict[str, Any] = {
+        "model": model, "args": config, "train_dataset": dataset, "processing_class": tokenizer,
+        "callbacks": [MetricsJsonlCallback(out / METRICS_FILE)],
+    }
+    if stock_trl:  # float32: the Trainer's own autocast is off (bf16=False above)
+        return SFTTrainer(**kwargs)
+    return SupervisedOnlySFTTrainer(**kwargs, precision=precision)
 
 
 class SupervisedOnlySFTTrainer(SFTTrainer):

@@ -1,0 +1,185 @@
+"""Training throughput, measured side by side: SFT tokens/s and seconds per GRPO step.
+
+For each model (``tiny``, ``smollm2-135m``) in one run:
+
+* SFT, **baseline**: TRL's stock ``SFTTrainer`` in float32 (its loss over every position);
+* SFT, **optimized**: :class:`training.sft.SupervisedOnlySFTTrainer` (LM head at the
+  assistant positions only) under ``--precision`` (``auto``: bf16 on AMX/AVX512-BF16 CPUs);
+* GRPO seconds per step with the optimized path, with and without self-certainty, so the
+  share of a step that self-certainty costs is a ratio of the same run.
+
+The first step of each trainer is a warm-up and is not timed. Tokens are the real
+(unpadded) tokens of the batches. The machines are shared and noisy: read the ratios,
+not the absolute numbers.
+
+    python -m benchmarks.train_throughput                       # both models
+    python -m benchmarks.train_throughput --models tiny --sft-steps 4 --out results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def _step_timer() -> Any:
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        """Wall time of each optimizer step (begin to end)."""
+
+        def __init__(self) -> None:
+            self.times: list[float] = []
+            self._t0 = 0.0
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+            self._t0 = time.perf_counter()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+            self.times.append(time.perf_counter() - self._t0)
+
+    return StepTimer()
+
+
+def measure_sft(model_spec: str, sessions: Sequence[Any], *, steps: int, stock: bool, precision: str,
+                batch_size: int, max_seq_tokens: int, max_prompt_tokens: int, workdir: Path) -> dict[str, Any]:
+    """SFT tokens/s of one trainer over ``steps`` timed steps (after one warm-up step)."""
+    from training.models import load_model
+    from training.sft import SFTSettings, build_trainer
+
+    model, tokenizer = load_model(model_spec, sessions=sessions, out_dir=workdir / "base")
+    settings = SFTSettings(max_steps=steps + 1, batch_size=batch_size, max_seq_tokens=max_seq_tokens,
+                           context="latest-step", max_history=4, max_prompt_tokens=max_prompt_tokens,
+                           warmup_ratio=0.0, learning_rate=1e-5, save_steps=10_000,
+                           precision="fp32" if stock else precision)
+    trainer = build_trainer(settings, model, tokenizer, sessions, workdir / ("sft-stock" if stock else "sft-fast"),
+                            stock_trl=stock)
+    # Same examples in the same order for both trainers: the first (steps+1) batches.
+    lengths = [len(ids) for ids in trainer.train_dataset["input_ids"]]
+    timer = _step_timer()
+    trainer.add_callback(timer)
+    trainer.train()
+    order = list(trainer.get_train_dataloader().sampler)  # the (seeded) order the trainer used
+    tokens = [sum(lengths[i] for i in order[k * batch_size:(k + 1) * batch_size]) for k in range(steps + 1)]
+    timed_s = sum(timer.times[1:steps + 1])
+    return {"steps": steps, "tokens": sum(tokens[1:]), "seconds": round(timed_s, 3),
+            "tokens_per_s": round(sum(tokens[1:]) / timed_s, 1) if timed_s else None}
+
+
+def measure_grpo(model_spec: str, sessions: Sequence[Any], *, steps: int, self_certainty: bool, precision: str,
+                 max_prompt_tokens: int, workdir: Path) -> dict[str, Any]:
+    """Mean seconds per GRPO step (after one warm-up step), with or without self-certainty."""
+    from shop_env.states import build_states
+    from training.config import load_config
+    from training.grpo_train import run_grpo
+    from training.models import load_model
+
+    model, tokenizer = load_model(model_spec, sessions=sessions, out_dir=workdir / "base")
+    states = build_states(sessions, context="latest-step", max_history=4)
+    config = load_config("tiny-cpu", [
+        f"grpo.steps={steps + 1}", "grpo.batch_size=8", "grpo.num_generations=4", "grpo.max_completion_tokens=64",
+        "grpo.save_steps=10000", "grpo.kl_beta=0.0", f"precision={precision}",
+        f"data.max_prompt_tokens={max_prompt_tokens}", f"reward.use_self_certainty={str(self_certainty).lower()}",
+    ])
+    timer = _step_timer()
+    run_grpo(config, model, tokenizer, states, workdir / f"grpo-{int(self_certainty)}", progress=False,
+             callbacks=[timer])
+    timed = timer.times[1:steps + 1]
+    return {"steps": len(timed), "seconds_per_step": round(sum(timed) / len(timed), 2) if timed else None}
+
+
+def run(models: Sequence[str], *, sft_steps: int, grpo_steps: int, precision: str, sessions_spec: str,
+        batch_size: int, max_seq_tokens: int, max_prompt_tokens: int) -> dict[str, Any]:
+    """Measure every model; returns the results dict (also what ``--out`` writes)."""
+    from shop_env.datasets import load_sessions
+    from training.precision import resolve_precision
+
+    sessions = load_sessions(sessions_spec)
+    results: dict[str, Any] = {"precision": resolve_precision(precision), "sessions": sessions_spec, "models": {}}
+    for spec in models:
+        with tempfile.TemporaryDirectory(prefix="shop-r1-tput-") as tmp:
+            work = Path(tmp)
+            row: dict[str, Any] = {}
+            for stock in (True, False):
+                key = "sft_fp32_stock" if stock else "sft_optimized"
+                print(f"[train_throughput] {spec}: {key} ...", file=sys.stderr, flush=True)
+                row[key] = measure_sft(spec, sessions, steps=sft_steps, stock=stock, precision=precision,
+                                       batch_size=batch_size, max_seq_tokens=max_seq_tokens,
+                                       max_prompt_tokens=max_prompt_tokens, workdir=work)
+            for certainty in (False, True):
+                key = "grpo_with_self_certainty" if certainty else "grpo_without_self_certainty"
+                print(f"[train_throughput] {spec}: {key} ...", file=sys.stderr, flush=True)
+                row[key] = measure_grpo(spec, sessions, steps=grpo_steps, self_certainty=certainty,
+                                        precision=precision, max_prompt_tokens=max_prompt_tokens, workdir=work)
+        base, fast = row["sft_fp32_stock"]["tokens_per_s"], row["sft_optimized"]["tokens_per_s"]
+        row["sft_speedup"] = round(fast / base, 2) if base and fast else None
+        without = row["grpo_without_self_certainty"]["seconds_per_step"]
+        with_sc = row["grpo_with_self_certainty"]["seconds_per_step"]
+        row["self_certainty_share_of_step"] = round((with_sc - without) / with_sc, 3) if with_sc and without else None
+        results["models"][spec] = row
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    """The results as a markdown table."""
+    lines = ["| model | SFT tok/s fp32 stock | SFT tok/s optimized | speed-up | GRPO s/step w/o SC | "
+             "GRPO s/step with SC | SC share of step |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for spec, row in results["models"].items():
+        lines.append(f"| {spec} | {row['sft_fp32_stock']['tokens_per_s']} | {row['sft_optimized']['tokens_per_s']} | "
+                     f"{row['sft_speedup']}x | {row['grpo_without_self_certainty']['seconds_per_step']} | "
+                     f"{row['grpo_with_self_certainty']['seconds_per_step']} | "
+                     f"{100 * (row['self_certainty_share_of_step'] or 0):.1f}% |")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--models", default="tiny,smollm2-135m", help="comma-separated model specs")
+    parser.add_argument("--sft-steps", type=int, default=3, help="timed SFT steps per trainer (after 1 warm-up)")
+    parser.add_argument("--grpo-steps", type=int, default=2, help="timed GRPO steps per variant (after 1 warm-up)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                        help="precision of the optimized path")
+    parser.add_argument("--sessions", default="synthetic:24?seed=0", help="data source of the chats")
+    parser.add_argument("--batch-size", type=int, default=4, help="SFT chats per step")
+    parser.add_argument("--max-seq-tokens", type=int, default=768, help="SFT chat length budget")
+    parser.add_argument("--max-prompt-tokens", type=int, default=640, help="prompt budget (SFT and GRPO)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; prints a markdown table. Returns the exit status."""
+    args = build_parser().parse_args(argv)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models or min(args.sft_steps, args.grpo_steps, args.batch_size) < 1:
+        print("error: need at least one model and --sft-steps/--grpo-steps/--batch-size >= 1", file=sys.stderr)
+        return 2
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        results = run(models, sft_steps=args.sft_steps, grpo_steps=args.grpo_steps, precision=args.precision,
+                      sessions_spec=args.sessions, batch_size=args.batch_size, max_seq_tokens=args.max_seq_tokens,
+                      max_prompt_tokens=args.max_prompt_tokens)
+    except (ValueError, ImportError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(table(results))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

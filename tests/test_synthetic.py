@@ -196,12 +196,14 @@ def test_rationales_are_first_person_and_terminate_means_leaving(steps: list[Ste
 
 
 def test_action_mix_and_page_kinds(steps: list[Step]) -> None:
+    # The calibrated mix and the full set of page kinds are checked on the default data set
+    # (tests/test_synthetic_calibration.py); a couple of dozen sessions only sketch them.
     types = Counter(step.action.type for step in steps)
     assert max(types.values()) / len(steps) <= 0.5, types
-    assert types["type_and_submit"] and types["terminate"]
-    assert {step.meta["page_type"] for step in steps} == set(PAGE_KINDS)
-    typed_fields = {step.action.name for step in steps if step.action.type == "type_and_submit"}
-    assert len(typed_fields) >= 6, typed_fields
+    assert types["type_and_submit"] and types["terminate"] and types["click"]
+    assert {"home", "search", "product"} <= {step.meta["page_type"] for step in steps} <= set(PAGE_KINDS)
+    typed = [step.action.name for step in steps if step.action.type == "type_and_submit"]
+    assert typed.count("search_input") / len(typed) >= 0.7, Counter(typed)
 
 
 def test_jsonl_round_trip(sessions: list[Session], tmp_path) -> None:

@@ -1,5 +1,10 @@
 """``python -m shop_env.datasets SOURCE``: load a data source, report it, optionally convert it.
 
+The report gives the action mix, session lengths, the share of sessions ending in
+``terminate``, what typed text is (search, refined search, filter, ...) and, for synthetic
+data, the oracle ceiling: the oracle agent's exact match on the test split. User errors
+(a bad source, a missing, unreadable or malformed file) print ``error: ...`` and exit 2.
+
 Examples::
 
     python -m shop_env.datasets synthetic:200 --split test
@@ -10,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import Counter
 
 from shop_env.datasets import DEFAULT_SOURCE, load_sessions
+from shop_env.datasets.stats import compute_stats, format_stats
 from shop_env.sessions import SkipReport, write_jsonl
 
 
@@ -31,26 +36,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-invalid", action="store_true",
                         help="skip malformed records (counted and reported) instead of stopping at the first")
     parser.add_argument("--out", help="write the loaded sessions to this canonical .jsonl file")
+    parser.add_argument("--no-oracle", action="store_true",
+                        help="skip the oracle ceiling (exact match of the oracle agent on the test split)")
     args = parser.parse_args(argv)
     report = SkipReport()
     try:
         sessions = load_sessions(args.source, args.split, skip_invalid=args.skip_invalid, report=report,
                                  progress=True)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ValueError, OSError) as err:  # bad source, malformed record, missing/unreadable path
+        print(f"error: {_describe(err)}", file=sys.stderr)
         return 2
-    types = Counter(step.action.type for s in sessions for step in s.steps)
-    steps = sum(types.values())
-    print(f"{len(sessions)} sessions, {steps} steps from {args.source} (split: {args.split or 'all'})")
-    for kind, count in types.most_common():
-        print(f"  {kind:<16} {count:>7}  {count / max(steps, 1):6.1%}")
+    stats = compute_stats(sessions, oracle=not args.no_oracle)
+    print(f"{stats.sessions} sessions, {stats.steps} steps from {args.source} (split: {args.split or 'all'})")
+    print(format_stats(stats))
     if report.skipped or report.dropped:
         print(f"{report.summary()}; dropped by design: {report.dropped}")
     if args.out:
-        write_jsonl(sessions, args.out)
+        try:
+            write_jsonl(sessions, args.out)
+        except (ValueError, OSError) as err:
+            print(f"error: cannot write {args.out!r}: {_describe(err)}", file=sys.stderr)
+            return 2
         print(f"wrote {args.out}")
     return 0
 
+
+def _describe(err: BaseException) -> str:
+    """An error message; OS errors name the path and the reason (``[Errno 13]`` dropped)."""
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"{err.filename}: {err.strerror}"
+    return str(err)
 
 if __name__ == "__main__":
     sys.exit(main())

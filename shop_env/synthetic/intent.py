@@ -29,12 +29,14 @@ class Intent:
         budget: the most they will pay, in whole dollars.
         min_rating: the lowest rating they accept.
         style: one of :data:`STYLES`.
-        patience: steps after which they are likely to leave.
-        buy_propensity: how likely they are to complete a purchase (0-1).
+        patience: steps after which they are very likely to leave (a handful: most
+            visits are short).
+        buy_propensity: how ready they are to buy (0-1); hesitant shoppers leave sooner.
         quantity: how many they want.
-        checks_delivery / reads_reviews / compares: shopping habits.
-        coupon: a coupon code they hold, or None.
-        full_name, street_address, city, zip_code, phone_number: shipping details.
+        reads_reviews / compares: shopping habits.
+        coupon: a coupon code they hold, or None (rare).
+        full_name, street_address, city, zip_code, phone_number: the account's saved
+            shipping details, shown prefilled at checkout (never typed).
         typo_rate: chance a typed query has a typo.
     """
 
@@ -50,7 +52,6 @@ class Intent:
     patience: int
     buy_propensity: float
     quantity: int
-    checks_delivery: bool
     reads_reviews: bool
     compares: int
     coupon: str | None
@@ -71,7 +72,7 @@ class Intent:
             "style": self.style,
             "preferred_colour": self.colour.lower(),
             "preferred_brand": self.brand,
-            "patience": "low" if self.patience < 10 else "medium" if self.patience < 18 else "high",
+            "patience": "low" if self.patience < 4 else "medium" if self.patience < 7 else "high",
         }
 
     def utility(self, product: Product) -> float:
@@ -107,13 +108,12 @@ def sample_intent(rng: random.Random, catalog: Catalog) -> Intent:
         budget=budget,
         min_rating=4.0 if style == "quality seeker" else rng.choice((3.0, 3.5, 4.0)),
         style=style,
-        patience=rng.randint(5, 26),
-        buy_propensity=rng.uniform(0.35, 0.95) if style != "impulse buyer" else rng.uniform(0.7, 1.0),
-        quantity=rng.choices((1, 2, 3), weights=(5, 4, 2))[0],
-        checks_delivery=rng.random() < 0.65,
-        reads_reviews=rng.random() < 0.55 or style == "quality seeker",
+        patience=rng.randint(2, 8) if rng.random() < 0.85 else rng.randint(9, 20),
+        buy_propensity=rng.uniform(0.2, 0.9) if style != "impulse buyer" else rng.uniform(0.6, 1.0),
+        quantity=rng.choices((1, 2, 3), weights=(12, 2, 1))[0],
+        reads_reviews=rng.random() < 0.4 or style == "quality seeker",
         compares=rng.randint(1, 3),
-        coupon=rng.choice(COUPONS) if rng.random() < 0.45 else None,
+        coupon=rng.choice(COUPONS) if rng.random() < 0.1 else None,
         full_name=f"{rng.choice(_FIRST)} {rng.choice(_LAST)}",
         street_address=f"{rng.randint(10, 9999)} {rng.choice(_STREETS)}",
         city=city,

@@ -77,10 +77,6 @@ _TEMPLATES: dict[str, tuple[str, ...]] = {
         "I need {arg} of these, so I'll set the quantity to {arg}.",
         "I'm buying {arg}, let me change the quantity.",
     ),
-    "zip": (
-        "I want to know when it would arrive, so I'll enter my ZIP code {arg}.",
-        "Let me check delivery to {arg} before I commit.",
-    ),
     "review_search": (
         "I care about {arg}, so I'll search the reviews for what people say about it.",
         "Let me see if reviewers mention the {arg} before buying.",
@@ -118,10 +114,6 @@ _TEMPLATES: dict[str, tuple[str, ...]] = {
         "I'll keep browsing a bit before checking out.",
         "Let me go back and look around some more.",
     ),
-    "field": (
-        "I need to fill in my {field_label} for the delivery.",
-        "Entering my {field_label} so the order can be shipped.",
-    ),
     "shipping": (
         "{arg} works for me, I'll choose it.",
         "I'll go with {arg}.",
@@ -132,7 +124,7 @@ _TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
     "place_order": (
         "Everything looks right, I'll place the order now.",
-        "Address and shipping are set, so I'll complete the purchase.",
+        "My saved address and the shipping are right, so I'll complete the purchase.",
     ),
     "return_to_cart": (
         "I want to double-check my cart before paying.",
@@ -143,10 +135,6 @@ _TEMPLATES: dict[str, tuple[str, ...]] = {
         "I'm not ready to buy {a_noun} today, so I'm leaving the shop without buying.",
     ),
 }
-
-_FIELD_LABELS = {"full_name": "name", "street_address": "street address", "city": "city",
-                 "shipping_zip": "ZIP code", "phone_number": "phone number"}
-
 
 def _with_article(noun: str) -> str:
     if noun.endswith("s"):  # "headphones", "earbuds": no article
@@ -171,7 +159,6 @@ def write_rationale(kind: str, arg: Any, intent: Intent, rng: random.Random) -> 
     values: dict[str, Any] = {
         "noun": noun, "a_noun": _with_article(noun), "budget": intent.budget, "colour": intent.colour.lower(),
         "category": intent.category.replace("_", " "), "arg": arg, "arg_text": arg, "qty": intent.quantity,
-        "field_label": _FIELD_LABELS.get(arg, str(arg)) if isinstance(arg, str) else "",
     }
     if kind == "price_min":
         values["arg_text"] = int(intent.budget * 0.3)

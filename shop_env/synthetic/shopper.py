@@ -36,6 +36,18 @@ from shop_env.synthetic.views import (
 MAX_STEPS = 30
 GOOD_FIT = 2.5  # utility above which a product is worth buying
 
+# Per-step chance of leaving (see Shopper.leave_prob), calibrated on the action mix of the
+# paper's Shop-CART split (about 36% click, 38% type_and_submit, 25% terminate, 3.4 steps
+# per session) and on shops converting only a small share of visits.
+LEAVE_HOME = 0.30
+LEAVE_SEARCH = 0.39
+LEAVE_PRODUCT = 0.25
+LEAVE_PRODUCT_POOR = 0.45
+LEAVE_CART = 0.15
+LEAVE_CHECKOUT = 0.10
+LEAVE_PER_STEP = 0.02
+LEAVE_IMPATIENT = 0.8
+
 
 @dataclass
 class Candidate:
@@ -117,6 +129,11 @@ class Shopper:
         self.catalog = catalog
         self.rng = rng
         self.state = ShopperState(view=shop.home_page(catalog, rng.randrange(1000), 0))
+        # Signed-in shoppers: checkout shows the account's saved shipping address.
+        self.state.fields = {"full_name": intent.full_name, "street_address": intent.street_address,
+                             "city": intent.city, "shipping_zip": intent.zip_code,
+                             "phone_number": intent.phone_number}
+        assert set(self.state.fields) == set(CHECKOUT_FIELDS)
 
     # -- deciding ---------------------------------------------------------------------
     def decide(self, page: PrunedPage) -> Decision:
@@ -140,7 +157,11 @@ class Shopper:
         return list(merged.values())
 
     def candidates(self, page: PrunedPage) -> list[Candidate]:
-        """Every action the shopper would consider on ``page``, weighted."""
+        """Every action the shopper would consider on ``page``, weighted.
+
+        After the first action, ``terminate`` (leaving without buying) gets the weight that
+        makes its probability :meth:`leave_prob`: the calibrated per-step hazard.
+        """
         st = self.state
         if st.step >= MAX_STEPS - 1:
             return [Candidate(Action("terminate"), 1.0, "terminate", "limit")]
@@ -156,18 +177,38 @@ class Shopper:
             cands = self._on_cart(view, targets)
         else:
             cands = self._on_checkout(view, targets)
-        if st.step > 0:  # nobody leaves before acting at least once
-            cands.append(Candidate(Action("terminate"), self._leave_weight(), "terminate", "bored"))
-        return cands or [Candidate(Action("terminate"), 1.0, "terminate", "stuck")]
+        stay = sum(c.weight for c in cands if c.weight > 0)
+        if st.step > 0 and stay > 0:  # nobody leaves before acting at least once
+            leave = self.leave_prob()
+            cands.append(Candidate(Action("terminate"), stay * leave / (1.0 - leave), "terminate", "bored"))
+        return cands if stay > 0 else [Candidate(Action("terminate"), 1.0, "terminate", "stuck")]
 
-    def _leave_weight(self) -> float:
-        committed = isinstance(self.state.view, (CartView, CheckoutView))
-        # Shoppers who reached the cart give themselves a few more steps to finish.
-        over = self.state.step - self.intent.patience - (6 if committed else 0)
-        if over >= 0:  # out of patience: leaving becomes likely, more so every step
-            return 1.5 + over
-        base = 0.04 + 0.06 * (1 - self.intent.buy_propensity)
-        return base * (2.0 if committed else 1.0)
+    def leave_prob(self) -> float:
+        """The chance of leaving the shop at this step (after the first action).
+
+        Calibrated so that sessions are short (about 3.4 steps) and most end in
+        abandonment, as in logged shopping data: a per-page base hazard, higher for
+        hesitant shoppers and growing with every step, and near-certain once the
+        shopper's patience (a handful of steps) is spent. Shoppers with something in
+        the cart or at checkout are less likely to walk away.
+        """
+        st, it = self.state, self.intent
+        view = st.view
+        if isinstance(view, CheckoutView):
+            base = LEAVE_CHECKOUT
+        elif isinstance(view, CartView):
+            base = LEAVE_CART
+        elif isinstance(view, ProductView):
+            base = LEAVE_PRODUCT if it.utility(view.product) >= GOOD_FIT else LEAVE_PRODUCT_POOR
+        elif isinstance(view, SearchView):
+            base = LEAVE_SEARCH
+        else:
+            base = LEAVE_HOME
+        hazard = base * (0.75 + 0.5 * (1.0 - it.buy_propensity)) + LEAVE_PER_STEP * max(st.step - 1, 0)
+        committed = isinstance(view, (CartView, CheckoutView))  # a few more steps to finish
+        if st.step >= it.patience + (4 if committed else 0):
+            hazard = max(hazard, LEAVE_IMPATIENT)
+        return min(max(hazard, 0.02), 0.95)
 
     def _click(self, targets: Targets, section: str, text: str, weight: float, kind: str,
                arg: Any = None) -> list[Candidate]:
@@ -198,7 +239,7 @@ class Shopper:
         unseen = [p for p in products if p.product_id not in self.state.viewed]
         raw = {p.product_id: math.exp(1.5 * (fits[p.product_id] - 3.5)) for p in unseen}
         total = sum(raw.values()) or 1.0
-        mass = scale * (1.0 if any(f >= GOOD_FIT for f in fits.values()) else 0.25)
+        mass = scale * (1.0 if any(f >= GOOD_FIT for f in fits.values()) else 0.4)
         out: list[Candidate] = []
         for product in products:
             weight = mass * raw[product.product_id] / total if product.product_id in raw else 0.02
@@ -209,9 +250,9 @@ class Shopper:
     def _on_home(self, view: HomeView, t: Targets) -> list[Candidate]:
         spec = CATEGORY_BY_KEY[self.intent.category]
         cands = self._searches(t, 2.0)
-        cands += self._click(t, "categories", spec.label, 0.6, "nav_category", spec)
-        cands += self._product_cards(t, "recommended", view.recommended, 0.4)
-        cands += self._product_cards(t, "todays_deals", view.deals, 0.3)
+        cands += self._click(t, "categories", spec.label, 0.3, "nav_category", spec)
+        cands += self._product_cards(t, "recommended", view.recommended, 0.15)
+        cands += self._product_cards(t, "todays_deals", view.deals, 0.1)
         if self.state.cart:
             cands += self._click(t, "header", "Cart", 0.8, "open_cart")
         return cands
@@ -220,26 +261,26 @@ class Shopper:
         it, st, f = self.intent, self.state, view.filters
         shown = view.sponsored + view.results
         fresh_good = [p for p in shown if p.product_id not in st.viewed and it.utility(p) >= GOOD_FIT]
-        cands = self._searches(t, 0.45 + (1.4 if not fresh_good else 0.0), view.query)
+        cands = self._searches(t, 0.7 + (0.9 if not fresh_good else 0.0), view.query)
         bargain, quality = it.style == "bargain hunter", it.style == "quality seeker"
         if f.price_max is None and "price_max" not in st.tried:
             over = any(p.price > it.budget for p in shown)
-            cands += self._type(t, "price_max", str(it.budget), (1.4 if bargain else 0.8) * over, "price_max")
+            cands += self._type(t, "price_max", str(it.budget), (0.3 if bargain else 0.12) * over, "price_max")
         if f.price_min is None and "price_min" not in st.tried:
-            cands += self._type(t, "price_min", str(int(it.budget * 0.3)), 0.8 if quality else 0.15, "price_min")
+            cands += self._type(t, "price_min", str(int(it.budget * 0.3)), 0.1 if quality else 0.02, "price_min")
         if it.brand and f.brand is None and it.brand in view.brands and "brand" not in st.tried:
-            cands += self._click(t, "filters.brand", it.brand, 1.3, "brand_filter", it.brand)
+            cands += self._click(t, "filters.brand", it.brand, 0.25, "brand_filter", it.brand)
         if f.colour is None and "colour" not in st.tried:
-            cands += self._click(t, "filters.colour", it.colour, 0.3, "colour_filter", it.colour)
+            cands += self._click(t, "filters.colour", it.colour, 0.04, "colour_filter", it.colour)
         if f.min_rating is None and "rating" not in st.tried:
-            cands += self._click(t, "filters.rating", RATING_FILTERS[4], 0.7 if quality else 0.1, "rating_filter", 4)
+            cands += self._click(t, "filters.rating", RATING_FILTERS[4], 0.12 if quality else 0.02, "rating_filter", 4)
         if view.sort == "relevance" and "sort" not in st.tried:
             key = "price-asc" if bargain else "rating"
-            cands += self._click(t, "sort", SORT_OPTIONS[key], 0.5 if (bargain or quality) else 0.1, "sort", key)
+            cands += self._click(t, "sort", SORT_OPTIONS[key], 0.1 if (bargain or quality) else 0.02, "sort", key)
         if view.page < view.n_pages:
-            cands += self._click(t, "pagination", "Next", 0.1 + 0.6 * (not fresh_good), "next_page")
-        cands += self._product_cards(t, "sponsored", view.sponsored, 0.4)
-        cands += self._product_cards(t, "search_results", view.results, 1.6)
+            cands += self._click(t, "pagination", "Next", 0.03 + 0.15 * (not fresh_good), "next_page")
+        cands += self._product_cards(t, "sponsored", view.sponsored, 0.15)
+        cands += self._product_cards(t, "search_results", view.results, 1.05)
         if st.cart:
             cands += self._click(t, "header", "Cart", 0.3, "open_cart")
         return cands
@@ -250,66 +291,59 @@ class Shopper:
         cands: list[Candidate] = []
         has_back = st.last_search is not None
         if fit < GOOD_FIT:
-            cands += self._click(t, "breadcrumb", "Back to results", 1.5 if has_back else 0.0, "back", "poor_fit")
-            cands += self._product_cards(t, "related_products", view.related, 0.5)
-            cands += self._searches(t, 0.9)
+            cands += self._click(t, "breadcrumb", "Back to results", 0.5 if has_back else 0.0, "back", "poor_fit")
+            cands += self._product_cards(t, "related_products", view.related, 0.3)
+            cands += self._searches(t, 1.0)
             if it.reads_reviews and view.review_query is None:
-                cands += self._type(t, "review_search", it.feature, 0.3, "review_search", it.feature)
+                cands += self._type(t, "review_search", it.feature, 0.05, "review_search", it.feature)
             return cands
         colour = it.colour if it.colour in p.colours else p.colours[0]
         size = (it.size if it.size in p.sizes else p.sizes[len(p.sizes) // 2]) if p.sizes else None
         if view.colour != colour:
-            cands += self._click(t, "colour_options", colour, 2.0, "colour", colour)
+            cands += self._click(t, "colour_options", colour, 0.3, "colour", colour)
         if p.sizes and view.size != size:
-            cands += self._click(t, "size_options", size, 2.0 if view.colour == colour else 0.4, "size", size)
+            cands += self._click(t, "size_options", size, 0.3, "size", size)
         if it.reads_reviews and view.review_query is None:
-            cands += self._type(t, "review_search", it.feature, 1.2, "review_search", it.feature)
-        ready = view.colour == colour and view.size == size
-        if not ready:
-            return cands
-        if view.quantity != it.quantity:
-            cands += self._type(t, "quantity", str(it.quantity), 1.6, "quantity", it.quantity)
-        if it.checks_delivery and view.zip_code is None:
-            cands += self._type(t, "zip_code", it.zip_code, 1.1, "zip", it.zip_code)
+            cands += self._type(t, "review_search", it.feature, 0.12, "review_search", it.feature)
+        if view.quantity != it.quantity and "quantity" not in st.tried:
+            cands += self._type(t, "quantity", str(it.quantity), 0.06, "quantity", it.quantity)
         compared = len(st.viewed) >= it.compares
-        cands += self._click(t, "buy_box", "Add to Cart", 1.4 if compared else 0.4, "add_to_cart", p)
+        cands += self._click(t, "buy_box", "Add to Cart", 1.4 if compared else 0.6, "add_to_cart", p)
         impulse = it.style == "impulse buyer"
-        cands += self._click(t, "buy_box", "Buy Now", (0.9 if impulse else 0.25) * (0.4 + compared), "buy_now", p)
-        if not compared:
-            cands += self._click(t, "breadcrumb", "Back to results", 0.9 if has_back else 0.0, "back", "compare")
+        cands += self._click(t, "buy_box", "Buy Now", (0.3 if impulse else 0.05) * (0.5 + compared), "buy_now", p)
+        cands += self._click(t, "breadcrumb", "Back to results", (0.2 if compared else 0.4) * has_back, "back",
+                             "compare")
+        cands += self._product_cards(t, "related_products", view.related, 0.15)
+        cands += self._searches(t, 0.5)
         return cands
 
     def _on_cart(self, view: CartView, t: Targets) -> list[Candidate]:
         it, st = self.intent, self.state
         cands: list[Candidate] = []
         if it.coupon and "coupon" not in st.tried:
-            cands += self._type(t, "coupon_code", it.coupon, 1.5, "coupon", it.coupon)
+            cands += self._type(t, "coupon_code", it.coupon, 0.3, "coupon", it.coupon)
         for item in view.items:
             if item.quantity != it.quantity and f"qty:{item.product.product_id}" not in st.tried:
-                cands += self._type(t, "Quantity", str(it.quantity), 0.7, "cart_quantity", item,
+                cands += self._type(t, "Quantity", str(it.quantity), 0.05, "cart_quantity", item,
                                     section=f"cart.{item.product.slug}")
             if it.utility(item.product) < GOOD_FIT:
                 cands += self._click(t, f"cart.{item.product.slug}", "Delete", 0.5, "delete", item)
         if view.items:
-            cands += self._click(t, "cart_summary", "Proceed to Checkout", 2.2 * it.buy_propensity, "checkout")
-        cands += self._click(t, "cart_summary", "Continue shopping", 0.15 + 0.8 * (not view.items), "continue")
+            cands += self._click(t, "cart_summary", "Proceed to Checkout", 2.0 * it.buy_propensity, "checkout")
+        cands += self._click(t, "cart_summary", "Continue shopping", 0.25 + 0.8 * (not view.items), "continue")
         return cands
 
     def _on_checkout(self, view: CheckoutView, t: Targets) -> list[Candidate]:
+        # The shipping address is the account's saved one (prefilled): real logs do not
+        # carry shoppers typing their name, address or phone number.
         it, st = self.intent, self.state
-        values = {"full_name": it.full_name, "street_address": it.street_address, "city": it.city,
-                  "shipping_zip": it.zip_code, "phone_number": it.phone_number}
-        missing = [name for name in CHECKOUT_FIELDS if name not in view.fields]
         cands: list[Candidate] = []
-        for rank, name in enumerate(missing):
-            cands += self._type(t, name, values[name], 2.5 if rank == 0 else 0.12, "field", name)
         if it.coupon and "coupon" not in st.tried and view.promo is None:
-            cands += self._type(t, "promo_code", it.coupon, 0.5, "promo", it.coupon)
+            cands += self._type(t, "promo_code", it.coupon, 0.15, "promo", it.coupon)
         wanted = SHIPPING_OPTIONS[{"bargain hunter": 0, "impulse buyer": 2}.get(it.style, 1)]
-        if not missing and view.shipping != wanted and "shipping" not in st.tried:
-            cands += self._click(t, "shipping_speed", wanted, 2.0, "shipping", wanted)
-        if not missing and (view.shipping == wanted or "shipping" in st.tried):
-            cands += self._click(t, "order_summary", "Place your order", 2.5 * it.buy_propensity, "place_order")
+        if view.shipping != wanted and "shipping" not in st.tried:
+            cands += self._click(t, "shipping_speed", wanted, 0.3, "shipping", wanted)
+        cands += self._click(t, "order_summary", "Place your order", 2.0 * it.buy_propensity, "place_order")
         cands += self._click(t, "order_summary", "Return to cart", 0.05, "return_to_cart")
         return cands
 
@@ -337,12 +371,13 @@ class Shopper:
         elif kind == "back":
             st.view = (dataclasses.replace(st.last_search, cart_count=count) if st.last_search
                        else shop.home_page(cat, st.home_visits, count))
-        elif isinstance(view, ProductView) and kind in ("colour", "size", "quantity", "zip", "review_search"):
+        elif isinstance(view, ProductView) and kind in ("colour", "size", "quantity", "review_search"):
+            st.tried.add(kind)
             st.view = self._reselect(view, kind, arg)
         elif kind in ("add_to_cart", "buy_now"):
             assert isinstance(view, ProductView)
             st.cart.append(CartItem(view.product, view.colour, view.size, view.quantity))
-            st.view = (shop.cart_page(cat, st.cart) if kind == "add_to_cart" else shop.checkout_page(st.cart))
+            st.view = (shop.cart_page(cat, st.cart) if kind == "add_to_cart" else shop.checkout_page(st.cart, st.fields))
         elif kind == "open_cart" or kind == "return_to_cart":
             st.view = shop.cart_page(cat, st.cart, st.coupon)
         elif kind == "coupon":
@@ -361,10 +396,8 @@ class Shopper:
             st.view = shop.home_page(cat, 1000 + st.home_visits, count)
         elif kind == "checkout":
             st.view = shop.checkout_page(st.cart, st.fields, st.shipping)
-        elif kind in ("field", "shipping", "promo"):
-            if kind == "field":
-                st.fields[arg] = cand.action.text
-            elif kind == "shipping":
+        elif kind in ("shipping", "promo"):
+            if kind == "shipping":
                 st.tried.add("shipping")
                 st.shipping = arg
             else:
@@ -378,8 +411,7 @@ class Shopper:
     def _reselect(self, view: ProductView, kind: str, arg: Any) -> ProductView:
         sel = {"colour": view.colour, "size": view.size, "quantity": view.quantity, "zip_code": view.zip_code,
                "review_query": view.review_query}
-        key = {"colour": "colour", "size": "size", "quantity": "quantity", "zip": "zip_code",
-               "review_search": "review_query"}[kind]
+        key = {"colour": "colour", "size": "size", "quantity": "quantity", "review_search": "review_query"}[kind]
         sel[key] = arg
         return shop.product_page(self.catalog, view.product, self.state.cart_count, **sel)
 

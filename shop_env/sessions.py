@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +119,10 @@ def session_from_dict(data: Any, where: str, source: str = "jsonl") -> Session:
     """
     if not isinstance(data, dict):
         raise SessionFormatError(where, "<record>", "must be a JSON object")
+    bad = lone_surrogate_field(data)
+    if bad is not None:
+        raise SessionFormatError(where, bad, "holds a lone UTF-16 surrogate (e.g. \\ud800), which is not "
+                                 "valid Unicode and cannot be written as UTF-8")
     sid = data.get("session_id")
     if not isinstance(sid, (str, int)) or isinstance(sid, bool) or str(sid) == "":
         raise SessionFormatError(where, "session_id", "must be a non-empty string")
@@ -138,6 +143,31 @@ def session_from_dict(data: Any, where: str, source: str = "jsonl") -> Session:
     )
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate_field(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first string (value or key) in ``value`` holding a lone
+    surrogate, or None. JSON escapes such as ``"\\ud800"`` decode to one; the canonical
+    format is UTF-8, which cannot encode it."""
+    if isinstance(value, str):
+        return (path or "<value>") if _SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and _SURROGATE.search(key):
+                return here
+            found = lone_surrogate_field(item, here)
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = lone_surrogate_field(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
 def _step_from_dict(raw: Any, where: str, path: str) -> Step:
     if not isinstance(raw, dict):
         raise SessionFormatError(where, path, "must be a JSON object")
@@ -149,6 +179,10 @@ def _step_from_dict(raw: Any, where: str, path: str) -> Step:
     except FormatError as err:
         field_name = str(err).split(" ", 1)[0]
         raise SessionFormatError(where, field_name, str(err)) from None
+    if action.type in ("click", "type_and_submit") and not action.name.strip():
+        # A model may answer an empty name (valid format, never a match); a logged action may not.
+        raise SessionFormatError(where, f"{path}.action.name",
+                                 f"a logged {action.type} action needs the target element's name")
     rationale = raw.get("rationale")
     if rationale is not None and not isinstance(rationale, str):
         raise SessionFormatError(where, f"{path}.rationale", "must be a string or null")
@@ -184,6 +218,7 @@ def iter_jsonl(
     """
     report = report if report is not None else SkipReport()
     name = os.fspath(path)
+    seen: dict[str, int] = {}  # session id -> line of its first record
     with open(name, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
@@ -198,7 +233,13 @@ def iter_jsonl(
                     data = json.loads(text)
                 except (ValueError, RecursionError) as err:
                     raise SessionFormatError(where, "<line>", f"invalid JSON ({err})") from None
-                yield session_from_dict(data, where)
+                session = session_from_dict(data, where)
+                if session.session_id in seen:
+                    raise SessionFormatError(
+                        where, "session_id", f"duplicate session id {session.session_id!r} (first at line "
+                        f"{seen[session.session_id]}; ids are compared as strings, so 1 and \"1\" are the same)")
+                seen[session.session_id] = number
+                yield session
             except SessionFormatError as err:
                 if not skip_invalid:
                     raise
@@ -217,6 +258,11 @@ def write_jsonl(sessions: Iterable[Session], path: str | os.PathLike[str]) -> in
 
     Returns:
         The number of sessions written.
+
+    Raises:
+        ValueError: a session holds a string with a lone surrogate (named; nothing is
+            written). Loaders reject such records, so this only concerns sessions built
+            in code.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -225,7 +271,14 @@ def write_jsonl(sessions: Iterable[Session], path: str | os.PathLike[str]) -> in
     try:
         with open(tmp, "w", encoding="utf-8") as handle:
             for session in sessions:
-                handle.write(json.dumps(session.to_dict(), ensure_ascii=False) + "\n")
+                record = session.to_dict()
+                try:
+                    line = json.dumps(record, ensure_ascii=False) + "\n"
+                    handle.write(line)
+                except UnicodeEncodeError:
+                    bad = lone_surrogate_field(record) or "<record>"
+                    raise ValueError(f"session {session.session_id!r}: field {bad!r} holds a lone UTF-16 "
+                                     f"surrogate, which cannot be written as UTF-8") from None
                 count += 1
         os.replace(tmp, target)
     finally:

@@ -31,6 +31,7 @@ def _write_lines(path, lines):
 
 
 GOOD = json.dumps(_session(0).to_dict()).encode()
+GOOD_1 = json.dumps(_session(1).to_dict()).encode()
 
 
 @pytest.mark.parametrize(
@@ -61,7 +62,7 @@ def test_bad_record_names_file_line_and_field(tmp_path, line, field):
 
 def test_skip_invalid_counts_and_reports(tmp_path):
     path = tmp_path / "mixed.jsonl"
-    _write_lines(path, [GOOD, b"{broken", b"\xff", GOOD, b'{"session_id": "x", "steps": 3}'])
+    _write_lines(path, [GOOD, b"{broken", b"\xff", GOOD_1, b'{"session_id": "x", "steps": 3}'])
     report = SkipReport()
     sessions = read_jsonl(path, skip_invalid=True, report=report)
     assert len(sessions) == 2

@@ -47,9 +47,11 @@ def load_sessions(
         The sessions, in a deterministic order.
 
     Raises:
-        ValueError: unknown scheme/option/split, or a malformed record (file, line/row and
-            field named) unless ``skip_invalid``.
+        ValueError: unknown scheme/option/split, a directory given as a JSONL file, or a
+            malformed record (file, line/row and field named; e.g. a lone surrogate, a
+            click without a name, a duplicate session id) unless ``skip_invalid``.
         FileNotFoundError: a path that does not exist.
+        OSError: a file that cannot be read (e.g. permission denied).
     """
     report = report if report is not None else SkipReport()
     if source is None:
@@ -93,4 +95,7 @@ def load_sessions(
     path = Path(parsed.target)
     if not path.exists():
         raise FileNotFoundError(f"data file {os.fspath(path)!r} does not exist")
+    if path.is_dir():
+        raise ValueError(f"data source {os.fspath(path)!r} is a directory, not a .jsonl file "
+                         "(an OPeRA copy is read with opera:<root>, Shop-CART with shopcart:<file>)")
     return select_split(iter_jsonl(path, skip_invalid=skip_invalid, report=report), split)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from shop_env.actions import Action
-from shop_env.datasets.tables import find_tables, read_table
+from shop_env.datasets.tables import TABLE_SUFFIXES, find_tables, read_table
 from shop_env.sessions import Session, SessionFormatError, SkipReport, Step
 
 ACTION_COLUMNS = ("session_id", "timestamp", "action_type", "simplified_html")
@@ -62,9 +62,15 @@ def load_opera(
     base = Path(root) / VERSIONS[version]
     if not Path(root).exists():
         return _load_from_hub(root, split, version, skip_invalid, report)
-    action_files = find_tables(base / "action", split)
+    action_dir = base / "action"
+    if not action_dir.is_dir():
+        raise ValueError(f"no OPeRA action folder {os.fspath(action_dir)} (expected "
+                         f"<root>/{VERSIONS[version]}/action/{{train,test}}-*.parquet)")
+    action_files = _tables(action_dir, split)
     if not action_files:
-        raise ValueError(f"no OPeRA action tables for split {split!r} under {base / 'action'}")
+        which = "any split" if split in (None, "all") else f"split {split!r}"
+        raise ValueError(f"no OPeRA action tables ({', '.join(TABLE_SUFFIXES)}) for {which} "
+                         f"under {os.fspath(action_dir)}")
     users = _user_personas(base / "user", split)
     session_users = _session_users(base / "session", split)
     rows: list[tuple[str, dict[str, Any]]] = []
@@ -95,11 +101,21 @@ def _load_from_hub(root: str, split: str | None, version: str, skip_invalid: boo
     return _build_sessions(rows, session_users, users, skip_invalid, report)
 
 
+def _tables(folder: Path, split: str | None) -> list[Path]:
+    """:func:`find_tables`, with an unreadable folder reported as such (not as 'no tables')."""
+    try:
+        return find_tables(folder, split)
+    except OSError as err:
+        where = err.filename if err.filename is not None else os.fspath(folder)
+        raise ValueError(f"cannot read OPeRA folder {where}: {err.strerror or err}") from None
+
+
 def _user_personas(folder: Path, split: str | None) -> dict[str, Any]:
     personas: dict[str, Any] = {}
-    for path in find_tables(folder, split):
+    for path in _tables(folder, split):
         for row in read_table(path, ("user_id",)):
-            personas[str(row["user_id"])] = _persona(row)
+            if not _missing(row["user_id"]):
+                personas[str(row["user_id"])] = _persona(row)
     return personas
 
 
@@ -117,9 +133,10 @@ def _persona(row: dict[str, Any]) -> dict[str, Any]:
 
 def _session_users(folder: Path, split: str | None) -> dict[str, str]:
     mapping: dict[str, str] = {}
-    for path in find_tables(folder, split):
+    for path in _tables(folder, split):
         for row in read_table(path, ("session_id", "user_id")):
-            mapping[str(row["session_id"])] = str(row["user_id"])
+            if not _missing(row["session_id"]) and not _missing(row["user_id"]):
+                mapping[str(row["session_id"])] = str(row["user_id"])
     return mapping
 
 
@@ -142,7 +159,7 @@ def _build_sessions(
         if item is None:  # a browser event, not a page action
             report.dropped += 1
             continue
-        grouped[str(row["session_id"])].append((item[0], str(row.get("action_id") or ""), item[1]))
+        grouped[_text(row["session_id"]).strip()].append((item[0], str(row.get("action_id") or ""), item[1]))
     sessions = []
     for session_id in sorted(grouped):
         steps = [step for _, _, step in sorted(grouped[session_id], key=lambda t: (t[0], t[1]))]
@@ -152,6 +169,8 @@ def _build_sessions(
 
 
 def _row_to_step(where: str, row: dict[str, Any]) -> tuple[float, Step] | None:
+    if _missing(row.get("session_id")) or not _text(row.get("session_id")).strip():
+        raise SessionFormatError(where, "session_id", "is missing (null or empty): the row belongs to no session")
     kind = _text(row.get("action_type")).strip().lower()
     if kind in BROWSER_EVENTS:
         return None
@@ -172,6 +191,10 @@ def _row_to_step(where: str, row: dict[str, Any]) -> tuple[float, Step] | None:
         meta["click_type"] = _text(row.get("click_type"))
     return stamp, Step(_text(row.get("url")), html, Action(mapped, name if mapped != "scroll" else "", text),
                        rationale, stamp, meta)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _text(value: Any) -> str:

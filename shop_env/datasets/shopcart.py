@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from shop_env.actions import Action, FormatError
-from shop_env.sessions import Session, SessionFormatError, SkipReport, Step
+from shop_env.sessions import Session, SessionFormatError, SkipReport, Step, lone_surrogate_field
 
 TYPE_ALIASES = {
     "click": "click",
@@ -60,19 +60,28 @@ def load_shopcart(
     records = _read_records(Path(path))
     sessions: list[Session] = []
     per_step: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+    first_at: dict[str, str] = {}  # session id -> where its session record is
     for where, record in records:
         try:
             if isinstance(record, _Broken):
                 raise SessionFormatError(where, "<line>", f"invalid JSON ({record.reason})")
             if not isinstance(record, dict):
                 raise SessionFormatError(where, "<record>", "must be a JSON object")
+            bad = lone_surrogate_field(record)
+            if bad is not None:
+                raise SessionFormatError(where, bad, "holds a lone UTF-16 surrogate, which is not valid Unicode")
             steps_raw = record.get("steps", record.get("actions"))
             if steps_raw is None:
                 if "session_id" not in record:
                     raise SessionFormatError(where, "session_id", "is missing")
                 per_step[str(record["session_id"])].append((where, record))
                 continue
-            sessions.append(_session(where, record, steps_raw, context_offset))
+            session = _session(where, record, steps_raw, context_offset)
+            if session.session_id in first_at:
+                raise SessionFormatError(where, "session_id", f"duplicate session id {session.session_id!r} "
+                                         f"(first at {first_at[session.session_id]})")
+            first_at[session.session_id] = where
+            sessions.append(session)
         except SessionFormatError as err:
             if not skip_invalid:
                 raise
@@ -81,6 +90,9 @@ def load_shopcart(
         items.sort(key=lambda item: _order_key(item[1]))
         where = items[0][0]
         try:
+            if session_id in first_at:
+                raise SessionFormatError(where, "session_id", f"per-step records of session {session_id!r}, "
+                                         f"which already has a session record at {first_at[session_id]}")
             sessions.append(_session(where, {"session_id": session_id, "user_id": items[0][1].get("user_id")},
                                      [rec for _, rec in items], context_offset))
         except SessionFormatError as err:
@@ -177,6 +189,9 @@ def _action(where: str, field: str, raw: Any) -> Action:
         "name": _first(raw, ("name", "target", "semantic_id", "element")),
         "text": _first(raw, ("text", "value", "input_text", "query")),
     }
+    if data["type"] in ("click", "type_and_submit") and not data["name"].strip():
+        raise SessionFormatError(where, f"{field}.name", f"a logged {data['type']} action needs the target "
+                                 "element's name (name/target/semantic_id/element)")
     try:
         return Action.from_dict(data, field=field)
     except FormatError as err:

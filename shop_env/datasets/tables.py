@@ -18,11 +18,23 @@ def find_tables(folder: Path, split: str | None) -> list[Path]:
     """Table files under ``folder`` for a split, sorted for determinism.
 
     Files whose name or parent folder starts with ``train``/``test`` belong to that split;
-    with ``split=None`` every table is returned.
+    with ``split=None`` every table is returned. A missing folder gives ``[]``.
+
+    Raises:
+        OSError: ``folder`` (or a folder below it) exists but cannot be listed.
     """
     if not folder.is_dir():
         return []
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in TABLE_SUFFIXES)
+
+    def fail(err: OSError) -> None:
+        raise err
+
+    files = sorted(
+        Path(top) / name
+        for top, _, names in os.walk(folder, onerror=fail)
+        for name in names
+        if Path(name).suffix in TABLE_SUFFIXES and (Path(top) / name).is_file()
+    )
     if split in (None, "all"):
         return files
     return [p for p in files if _split_of_path(p, folder) == split]

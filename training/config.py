@@ -81,6 +81,10 @@ class GRPOSection:
     max_completion_tokens: int = 128
     save_steps: int = 5
     self_certainty_chunk: int = 256
+    #: TRL loss aggregation: "dapo" is verl's token-mean over the whole batch.
+    loss_type: str = "dapo"
+    #: Advantage normalisation: "group" divides by the std of each prompt's group (GRPO).
+    scale_rewards: str = "group"
 
 
 @dataclass
@@ -337,6 +341,8 @@ def _check_choices(config: TrainConfig) -> None:
     choices = {
         "backend": (config.backend, ("local", "verl")),
         "precision": (config.precision, ("auto", "fp32", "bf16")),
+        "grpo.loss_type": (config.grpo.loss_type, ("dapo", "grpo", "bnpo", "dr_grpo")),
+        "grpo.scale_rewards": (config.grpo.scale_rewards, ("group", "batch", "none")),
         "data.context": (config.data.context, ("whole-session", "latest-step")),
         "eval.split": (config.eval.split, ("train", "test", "all")),
     }

@@ -130,6 +130,10 @@ def grpo_args(config: TrainConfig, out_dir: Path, *, progress: bool = True) -> A
         temperature=g.temperature,
         top_p=g.top_p,
         beta=g.kl_beta,
+        # Pinned, not left to the installed TRL's defaults (they changed across releases):
+        # token-mean loss over the batch and group-std advantages, as verl's GRPO does.
+        loss_type=g.loss_type,
+        scale_rewards=g.scale_rewards,
         max_completion_length=g.max_completion_tokens,
         logging_steps=1,
         save_strategy="steps",

@@ -99,6 +99,11 @@ def prompts_per_step(config: Any) -> int:
     return max(1, config.grpo.batch_size // config.grpo.num_generations)
 
 
+#: TRL ``loss_type`` -> verl ``loss_agg_mode``: the same aggregation on both backends.
+LOSS_AGG_MODE = {"dapo": "token-mean", "bnpo": "token-mean", "grpo": "seq-mean-token-mean",
+                 "dr_grpo": "seq-mean-token-sum-norm"}
+
+
 def grpo_overrides(
     config: Any,
     *,
@@ -133,7 +138,8 @@ def grpo_overrides(
     items = [
         override("algorithm.adv_estimator", "grpo"),
         override("algorithm.use_kl_in_reward", False),
-        override("algorithm.norm_adv_by_std_in_grpo", True),
+        override("algorithm.norm_adv_by_std_in_grpo", grpo.scale_rewards != "none"),
+        override("actor_rollout_ref.actor.loss_agg_mode", LOSS_AGG_MODE[grpo.loss_type]),
         override("data.train_files", [str(files.train)]),
         override("data.val_files", [str(files.test)]),
         override("data.prompt_key", "prompt"),

@@ -33,7 +33,14 @@ Robustness and limits
     Bytes are decoded by BOM, else ``<meta charset>`` in the first 4 KiB, else UTF-8;
     undecodable bytes become U+FFFD. Input over :data:`MAX_INPUT_SIZE` (characters of
     text, bytes of bytes) is cut to that size and parsed as truncated HTML
-    (``PrunedPage.truncated`` says so); a 50 MB page prunes in a few seconds. libxml2
+    (``PrunedPage.truncated`` says so); a 50 MB page prunes in a few seconds. A page whose
+    pruned form would exceed that size (names make pages grow) is pruned from a shorter
+    source, so every output can be pruned again uncut. Lone surrogates in text input
+    become U+FFFD (libxml2 would silently stop at one). A tag with more than
+    :data:`~shop_env.html_clean.MAX_TAG_ATTRIBUTES` attributes keeps only those pruning
+    reads (libxml2 builds attribute lists in quadratic time), so time stays linear in the
+    input. A tag name holding a Unicode blank (``<a\u2028>``: an unknown element to
+    HTML5) has each blank written as ``-``. libxml2
     caps nesting at 2048 levels: content nested deeper is dropped. The work is done by
     lxml's C-level operations plus Python loops that are linear in the elements left
     after the bulk strip; nothing recurses in Python. Deterministic, and idempotent:
@@ -52,11 +59,12 @@ from shop_env.html_clean import (
     BLANK_CHARS,
     KEPT_ATTRIBUTES,
     URI_SAFE,
+    cap_attributes,
     clean_attributes,
     collapse,
     strip_invisible,
 )
-from shop_env.html_naming import TextReader, assign_names, slugify, xml_safe
+from shop_env.html_naming import TextReader, assign_names, slugify
 
 __all__ = ["Element", "KEPT_ATTRIBUTES", "MAX_INPUT_SIZE", "PrunedPage", "prune_html", "slugify"]
 
@@ -71,11 +79,11 @@ TEXT_INPUT_TYPES = frozenset({
 })
 _BOOLEAN_ATTRIBUTES = frozenset({"checked", "selected", "disabled"})
 _BLANK_RUNS = re.compile(f"[{re.escape(BLANK_CHARS)}]+")
-_SPACES = re.compile(r"\s+")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
          (codecs.BOM_UTF16_BE, "utf-16-be"))
 _EMPTY_PAGE = "<body></body>"
+_SURROGATES = re.compile("[\ud800-\udfff]")
 # Characters that str.split() treats as whitespace but pruning keeps (not in BLANK_CHARS).
 _SPACE_CONTROLS = "".join(c for c in map(chr, range(0x3001)) if c.isspace() and c not in BLANK_CHARS)
 
@@ -128,6 +136,28 @@ def prune_html(raw: str | bytes) -> PrunedPage:
         TypeError: ``raw`` is neither ``str`` nor bytes-like.
     """
     source, truncated = _to_text(raw)
+    source = cap_attributes(source)
+    # Pruning adds names (and end tags): a page near the cap can come out larger than the
+    # cap, and pruning that again would cut it. Such a page is pruned from a shorter
+    # source, so that every output fits and stays a fixed point.
+    for _ in range(16):
+        page = _prune_text(source, truncated)
+        size = _output_size(page.html)
+        if size <= MAX_INPUT_SIZE or not source:
+            return page
+        source = source[: min(len(source) - 1, int(len(source) * MAX_INPUT_SIZE / size * 0.98))]
+        truncated = True
+    return PrunedPage(_EMPTY_PAGE, {}, True)  # pragma: no cover - the loop shrinks geometrically
+
+
+def _output_size(html: str) -> int:
+    """The size re-pruning would measure: characters as text, UTF-8 bytes as bytes."""
+    if len(html) * 4 <= MAX_INPUT_SIZE:
+        return len(html)
+    return len(html.encode("utf-8"))
+
+
+def _prune_text(source: str, truncated: bool) -> PrunedPage:
     root = _parse(source)
     body = strip_invisible(root) if root is not None else None
     if body is None:
@@ -185,13 +215,29 @@ def _to_text(raw: str | bytes) -> tuple[str, bool]:
     """The page as text, cut to :data:`MAX_INPUT_SIZE` (characters of text, bytes of bytes)."""
     if isinstance(raw, str):
         truncated = len(raw) > MAX_INPUT_SIZE
-        return (raw[:MAX_INPUT_SIZE] if truncated else raw), truncated
+        return _without_surrogates(raw[:MAX_INPUT_SIZE] if truncated else raw), truncated
     if isinstance(raw, (bytes, bytearray, memoryview)):
         data = bytes(raw)
         truncated = len(data) > MAX_INPUT_SIZE
         # A multi-byte character cut at the end decodes as U+FFFD.
         return _decode(data[:MAX_INPUT_SIZE] if truncated else data), truncated
     raise TypeError(f"prune_html expects str or bytes, got {type(raw).__name__}")
+
+
+def _without_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD.
+
+    libxml2 reads a ``str``'s own buffer and silently stops at a lone surrogate, which
+    would drop the rest of the page; an ASCII text cannot hold one, and a strict UTF-8
+    encode (C speed) finds out for the others.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATES.sub("\ufffd", text)
+    return text
 
 
 def _decode(data: bytes) -> str:
@@ -227,9 +273,9 @@ def _parse(text: str) -> etree._Element | None:
     except (etree.ParserError, etree.XMLSyntaxError):
         return None
     except ValueError:
-        pass  # e.g. lone surrogates, which only an explicit encode can replace
+        pass  # a text lxml refuses as such: parse its UTF-8 (surrogates are gone already)
     try:
-        data = text.encode("utf-8", errors="replace")
+        data = _without_surrogates(text).encode("utf-8")
         return etree.fromstring(data, etree.HTMLParser(encoding="utf-8", **options))
     except (etree.ParserError, etree.XMLSyntaxError, ValueError):
         return None
@@ -239,22 +285,10 @@ def _describe(element: etree._Element, name: str, section: str, text: str) -> El
     tag = element.tag
     if tag == "li" and not element.text and len(element) == 0:
         element.text = ""  # else libxml2 writes "<li>" without "</li>", swallowing the tail
-    attrs = dict(element.items())
-    # One test on all values (joined by a printable separator that "  " cannot span)
-    # spares the per-attribute loop for the usual element that needs no change.
-    probe = "|".join(attrs.values())
-    if "  " not in probe and probe.isprintable() and _BOOLEAN_ATTRIBUTES.isdisjoint(attrs):
-        items = ()
-    else:
-        items = list(attrs.items())
-    for key, value in items:
-        # Every whitespace character but " " is unprintable: only then is a regex needed.
-        if key in _BOOLEAN_ATTRIBUTES:
+    attrs = dict(element.items())  # values already canonical (assign_names)
+    if not _BOOLEAN_ATTRIBUTES.isdisjoint(attrs):
+        for key in _BOOLEAN_ATTRIBUTES.intersection(attrs):
             attrs[key] = ""  # serialised minimised (``checked``), so it parses back as ""
-        elif "  " in value or not value.isprintable():
-            clean = xml_safe(_SPACES.sub(" ", value))  # as the serialised page will read
-            element.set(key, clean)
-            attrs[key] = clean
     role = attrs.get("role", "")
     if tag == "input":
         kind = "input" if attrs.get("type", "").strip().lower() in TEXT_INPUT_TYPES else "click"

@@ -25,7 +25,8 @@ from shop_env.html_naming import (
     xml_safe,
 )
 
-__all__ = ["BLANK_CHARS", "DROPPED_TAGS", "KEPT_ATTRIBUTES", "URI_SAFE", "clean_attributes", "collapse", "strip_invisible"]
+__all__ = ["BLANK_CHARS", "DROPPED_TAGS", "KEPT_ATTRIBUTES", "MAX_TAG_ATTRIBUTES", "URI_SAFE", "cap_attributes",
+           "clean_attributes", "collapse", "strip_invisible"]
 
 #: Attributes that survive pruning (``name`` only on interactive elements).
 KEPT_ATTRIBUTES: frozenset[str] = frozenset({
@@ -66,6 +67,168 @@ _LABEL_TEXT = etree.XPath(".//text()[not(ancestor::select or ancestor::textarea)
 _HIDING_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 _PIXEL_SIZE = re.compile(r"\s*[01](?:\.0*)?\s*(?:px)?\s*")
 _SPACES = re.compile(r"\s+")
+# Blanks that end no tag name (only ASCII whitespace does) but that the serialiser's blank
+# collapse would rewrite inside one: a tag name holding one is renamed (see _stable_tag).
+_TAG_BLANKS = re.compile(f"[{re.escape(_OTHER_SPACES)}]")
+_ODD_TAG_CHARS = re.compile(r"[^a-z0-9-]")
+_CLEAN_TAGS: set[str] = set()  # tag names seen without such blanks (bounded cache)
+
+
+def _stable_tag(element: etree._Element, tag: str) -> str:
+    """The tag ``element`` keeps: ``tag``, or, when it holds a Unicode blank, a renamed one.
+
+    libxml2 ends a tag name only at ASCII whitespace, so ``<a\u2028 href=x>`` is an
+    unknown element named ``"a\u2028"``; the serialiser's blank collapse would write it as
+    ``<a href="x">`` (a link) and break idempotency. Each blank becomes ``-``: still an
+    unknown element (no HTML tag has a ``-``), written and re-parsed unchanged.
+    """
+    if not _TAG_BLANKS.search(tag):
+        if len(_CLEAN_TAGS) < 4096:
+            _CLEAN_TAGS.add(tag)
+        return tag
+    fixed = _TAG_BLANKS.sub("-", tag)
+    try:
+        element.tag = fixed
+    except ValueError:  # a name lxml will not write ('"', "'", "<", "&", controls)
+        fixed = _ODD_TAG_CHARS.sub("-", fixed.lower())
+        element.tag = fixed
+    return fixed
+
+
+# --- attribute cap (before parsing) -------------------------------------------------------
+#: A start tag with more attributes than this is rewritten before parsing to keep only the
+#: attributes pruning reads (first occurrence of each): libxml2's tree builder appends each
+#: attribute by walking the element's attribute list, so one element with N attributes costs
+#: O(N^2) (20k: 1 s; 1M: never ends). Pruning's output is unchanged by the rewrite.
+MAX_TAG_ATTRIBUTES = 32
+#: The attributes pruning reads (kept ones, hiding and labelling ones).
+READ_ATTRIBUTES: frozenset[str] = KEPT_ATTRIBUTES | _SPECIAL_KEYS | {"for", "width", "height"}
+# An HTML5 tokenizer's view of tags (libxml2 >= 2.14 follows it): tag names and attribute
+# names end at ASCII whitespace, "/" and ">" (and "=" for attributes); quoted values may
+# hold anything; raw-text elements end only at their end tag; comments and bogus comments.
+_WS = "\t\n\f\r "
+_NAME_END = f"(?![^{_WS}/>])"
+_VALUE = f"""(?:[{_WS}]*+=[{_WS}]*+(?:"[^"]*+"|'[^']*+'|[^{_WS}>]*+))"""
+_ATTR = f"[^{_WS}/>][^{_WS}/=>]*+{_VALUE}?"
+_SEP = f"[{_WS}/]*+"
+_RAW_NAMES = ("script", "style", "xmp", "iframe", "noembed", "noframes", "textarea", "title", "plaintext")
+_RAW_START = f"(?ai:{'|'.join(_RAW_NAMES)}){_NAME_END}"
+# Consumes text, comments and tags of at most MAX_TAG_ATTRIBUTES attributes; stops (without
+# backtracking: possessive) at a raw-text start tag, a longer tag, or the end.
+_PREFIX = re.compile(
+    "(?:"
+    "[^<]++"
+    "|<!--(?:-?>|.*?--!?>)"
+    f"|<(?:/|(?!{_RAW_START}))[A-Za-z][^{_WS}/>]*+(?:{_SEP}{_ATTR}){{0,{MAX_TAG_ATTRIBUTES}}}+(?!{_SEP}[^{_WS}/>])"
+    "|<(?:[!?]|/(?![A-Za-z]))[^>]*+>?"
+    "|<(?![A-Za-z!?/])"
+    ")*+",
+    re.DOTALL,
+)
+_TAG_HEAD = re.compile(f"<(/?)([A-Za-z][^{_WS}/>]*+)")
+_ATTRS = re.compile(f"(?:{_SEP}{_ATTR})*+")
+_FEW_ATTRS = re.compile(f"(?:{_SEP}{_ATTR}){{0,{MAX_TAG_ATTRIBUTES}}}+(?!{_SEP}[^{_WS}/>])")
+_READ_NAME = f"(?ai:{'|'.join(sorted(map(re.escape, READ_ATTRIBUTES), key=len, reverse=True))})(?![^{_WS}/=>])"
+# From one attribute boundary: skip attributes pruning never reads, capture the next one it does.
+_NEXT_READ = re.compile(f"(?:{_SEP}(?!{_READ_NAME}){_ATTR})*+{_SEP}((?=({_READ_NAME})){_ATTR})")
+_SCRIPT_TOKENS = re.compile(f"<!--|-->|</?(?ai:script)(?=[{_WS}/>])")
+_DASHES_GT = re.compile("-*>")
+_RAW_ENDS = {name: re.compile(f"</(?ai:{name})(?=[{_WS}/>])") for name in _RAW_NAMES}
+
+
+def cap_attributes(source: str) -> str:
+    """``source`` with every tag of more than :data:`MAX_TAG_ATTRIBUTES` attributes cut down.
+
+    Such a tag keeps its name and, in order, the first occurrence of each attribute in
+    :data:`READ_ATTRIBUTES` (what pruning reads; libxml2 also keeps the first of duplicates),
+    so the pruned page is the same as without the cut. The scan follows the HTML5
+    tokenizer (raw-text and script content, comments, quoted values), so a tag cannot hide
+    inside a quoted value or a script; it is linear in ``len(source)`` (one C-level regex
+    pass; Python work only at raw-text elements and long tags). Pages without long tags are
+    returned unchanged (the same object).
+    """
+    pieces: list[str] = []
+    done = pos = 0
+    end = len(source)
+    while True:
+        pos = _PREFIX.match(source, pos).end()
+        if pos >= end:
+            break
+        head = _TAG_HEAD.match(source, pos)
+        if head is None:  # unreachable: the prefix stops only at a tag  # pragma: no cover
+            pos += 1
+            continue
+        attrs_start = head.end()
+        attrs_end = _ATTRS.match(source, attrs_start).end()
+        if not _FEW_ATTRS.match(source, attrs_start):
+            pieces += [source[done:attrs_start], _read_attributes(source, attrs_start, attrs_end)]
+            done = attrs_end
+        pos = attrs_end
+        name = head.group(2).lower() if not head.group(1) else ""
+        if name == "plaintext":
+            break  # everything after it is text
+        if name == "script":
+            pos = _script_end(source, pos)
+        elif name in _RAW_ENDS:
+            pos = _raw_end(source, pos, name)
+    if not pieces:
+        return source
+    pieces.append(source[done:])
+    return "".join(pieces)
+
+
+def _read_attributes(source: str, start: int, end: int) -> str:
+    """The attributes of ``source[start:end]`` that pruning reads, first of each name, as markup."""
+    kept: dict[str, str] = {}
+    while True:
+        found = _NEXT_READ.match(source, start, end)
+        if found is None:
+            break
+        kept.setdefault(found.group(2).lower(), found.group(1))
+        start = found.end()
+    return "".join(" " + attribute for attribute in kept.values())
+
+
+def _script_end(source: str, pos: int) -> int:
+    """Where the content of a ``<script>`` starting at ``pos`` ends (HTML5 script data states).
+
+    ``<!--`` escapes, ``<script`` inside an escape double-escapes (then ``</script>`` does
+    not close), ``-->`` ends either escape; ``<!-->`` opens and closes at once. The usual
+    script, with no ``<!--`` before its end tag, costs two ``str.find`` scans.
+    """
+    end = _raw_end(source, pos, "script")
+    escape = source.find("<!--", pos, end)
+    if escape < 0:
+        return end
+    state = 0  # 0: script data, 1: escaped, 2: double escaped
+    for token in _SCRIPT_TOKENS.finditer(source, escape):
+        text = token.group()
+        if text == "<!--":
+            if _DASHES_GT.match(source, token.end()):
+                state = 0
+            elif state == 0:
+                state = 1
+        elif text == "-->":
+            state = 0
+        elif text[1] == "/":
+            if state != 2:
+                return token.start()
+            state = 1
+        elif state == 1:
+            state = 2
+    return len(source)
+
+
+def _raw_end(source: str, pos: int, name: str) -> int:
+    """Where the raw text of a ``name`` element starting at ``pos`` ends: its end tag, or the end."""
+    closing = _RAW_ENDS[name]
+    while True:
+        found = source.find("</", pos)
+        if found < 0:
+            return len(source)
+        if closing.match(source, found):
+            return found
+        pos = found + 2
 
 
 def strip_invisible(root: etree._Element) -> etree._Element | None:
@@ -138,8 +301,11 @@ def clean_attributes(
     add_leaf, add_wrapper, see_keys = leaves.append, wrappers.append, seen_keys.update
     plain_keys, wrapper_tags, special_tags = _SPECIAL_KEYS.isdisjoint, _WRAPPER_TAGS, _SPECIAL_TAGS
     walker = etree.iterwalk(body, events=("start",))
+    clean_tags = _CLEAN_TAGS
     for _, element in walker:
         tag = element.tag
+        if tag not in clean_tags:
+            tag = _stable_tag(element, tag)
         if not len(element):
             add_leaf(element)
         keys = element.keys()
@@ -169,7 +335,7 @@ def clean_attributes(
             labels.append(element)
         role = None
         if "role" in special:
-            role = xml_safe(_SPACES.sub(" ", element.get("role"))).strip().lower()
+            role = _SPACES.sub(" ", xml_safe(element.get("role"))).strip().lower()
             element.set("role", role)
         is_interactive = tag in INTERACTIVE_TAGS or role in INTERACTIVE_ROLES
         if not is_interactive and "onclick" in special:
@@ -178,7 +344,7 @@ def clean_attributes(
         if is_interactive:
             interactive.append(element)
             if "data-semantic-id" in special:
-                semantic_id = xml_safe(_SPACES.sub(" ", element.get("data-semantic-id"))).strip()
+                semantic_id = _SPACES.sub(" ", xml_safe(element.get("data-semantic-id"))).strip()
                 if semantic_id:
                     element.set("name", semantic_id)  # a dataset's semantic id beats a field name
             if "id" in special and tag in _FIELD_TAGS:
@@ -339,7 +505,8 @@ def _blank(text: str | None) -> bool:
 def _is_hidden(element: etree._Element, tag: str, special: list[str] | tuple[str, ...]) -> bool:
     """Whether ``element`` is hidden; ``special`` are its keys in :data:`_SPECIAL_KEYS` (or none)."""
     if tag == "img":
-        if not (element.get("alt") or "").strip():
+        # Values are read through xml_safe, as the page may later show them (see _strip_attributes).
+        if not xml_safe(element.get("alt") or "").strip():
             return True  # unlabelled images say nothing to a text reader (pixels, spacers)
         for side in ("width", "height"):
             size = element.get(side)
@@ -347,7 +514,7 @@ def _is_hidden(element: etree._Element, tag: str, special: list[str] | tuple[str
                 return True
     elif tag == "dialog" and element.get("open") is None:
         return True
-    elif tag == "input" and (element.get("type") or "").strip().lower() == "hidden":
+    elif tag == "input" and xml_safe(element.get("type") or "").strip().lower() == "hidden":
         return True
     # The keys spare a look-up of each attribute the element does not have.
     if "hidden" in special:
@@ -367,14 +534,14 @@ def _label_fields(labels: list[etree._Element], fields_by_id: dict[str, etree._E
             control = next(label.iter("input", "select", "textarea"), None)
         if control is None or control.get("aria-label") or not _is_field(control):
             continue
-        text = xml_safe(_SPACES.sub(" ", "".join(_LABEL_TEXT(label)))).strip()[:200]
+        text = _SPACES.sub(" ", xml_safe("".join(_LABEL_TEXT(label)))).strip()[:200]
         if text:
             control.set("aria-label", text)
 
 
 def _is_field(element: etree._Element) -> bool:
     return element.tag in ("select", "textarea") or (
-        element.tag == "input" and (element.get("type") or "").strip().lower() not in BUTTON_INPUT_TYPES)
+        element.tag == "input" and xml_safe(element.get("type") or "").strip().lower() not in BUTTON_INPUT_TYPES)
 
 
 def _shorten_href(href: str) -> str:
@@ -401,7 +568,9 @@ def _strip_attributes(body: etree._Element, names: set[str]) -> None:
     except ValueError:
         pass  # a name lxml cannot take as a pattern or address ("{", control characters)
     # Rebuild the attributes of the elements concerned: clear() works on any name, and
-    # every name put back is a kept one.
+    # every name put back is a kept one. lxml refuses to write back some characters, so
+    # values lose them here: every decision on a value reads it through xml_safe, so that
+    # this rebuild (which only some pages need) never changes a name, section or verdict.
     for element in body.iter():
         keys = element.keys()
         if names.isdisjoint(keys):

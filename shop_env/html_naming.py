@@ -46,9 +46,11 @@ __all__ = [
     "SECTION_TAGS",
     "TextReader",
     "assign_names",
+    "canonicalize_values",
     "is_section_container",
     "section_slug",
     "slugify",
+    "text_head",
     "xml_safe",
 ]
 
@@ -87,6 +89,23 @@ def xml_safe(value: str) -> str:
     return value if value.isprintable() else value.translate(_XML_INVALID)
 
 
+def canonicalize_values(element: etree._Element) -> None:
+    """Write each attribute value of ``element`` as the pruned page will read it back.
+
+    Characters lxml refuses go first (:func:`xml_safe`), then whitespace runs become one
+    space. Done before naming, so names derive from the values the page shows.
+    """
+    # One test on all values (joined by a printable separator that "  " cannot span)
+    # spares the per-attribute loop for the usual element that needs no change.
+    probe = "|".join(element.values())
+    if "  " not in probe and probe.isprintable():
+        return
+    for key, value in element.items():
+        # Every whitespace character but " " is unprintable: only then is a regex needed.
+        if "  " in value or not value.isprintable():
+            element.set(key, _SPACES.sub(" ", xml_safe(value)))
+
+
 def slugify(text: str, limit: int = MAX_LABEL_CHARS) -> str:
     """Lowercase ``text`` and replace every run of non-word characters with ``_``.
 
@@ -94,7 +113,15 @@ def slugify(text: str, limit: int = MAX_LABEL_CHARS) -> str:
     a ``_`` boundary when one lies in the second half. Returns ``""`` for text without
     word characters.
     """
-    slug = _NON_WORD.sub("_", text[: limit * 4].lower()).strip("_")
+    # The slug of a prefix, grown until it reaches past ``limit``: the result never depends
+    # on where the text was cut (a run of blanks or symbols must not push words out of
+    # view, or the serialised page, whose blank runs are collapsed, would name differently).
+    size = limit * 4
+    while True:
+        slug = _NON_WORD.sub("_", text[:size].lower()).strip("_")
+        if len(slug) > limit or size >= len(text):
+            break
+        size *= 4
     if len(slug) > limit:
         cut = slug.rfind("_", 0, limit + 1)
         slug = slug[: cut if cut > limit // 2 else limit].strip("_")
@@ -124,7 +151,8 @@ def is_section_container(tag: str, role: str | None, keys: list[str]) -> bool:
 def section_slug(container: etree._Element) -> str:
     """The slug a section container contributes to section paths (may be empty)."""
     explicit = container.get("data-section")
-    return _cached_slug(explicit if explicit is not None else container.get("aria-label") or "")
+    # Through xml_safe: the page shows the value so once an odd attribute forced a rebuild.
+    return _cached_slug(xml_safe(explicit if explicit is not None else container.get("aria-label") or ""))
 
 
 class TextReader:
@@ -151,17 +179,39 @@ class TextReader:
         else:
             pieces: list[str] = []
             size = 0
+            limit = MAX_TEXT_CHARS * 4
             for piece in element.itertext():
                 pieces.append(piece)
                 size += len(piece)
-                if size > MAX_TEXT_CHARS * 4:
-                    break
+                if size > limit:
+                    text = "".join(pieces)
+                    if len(_normal_head(text, size)) > MAX_TEXT_CHARS:
+                        break
+                    pieces, limit = [text], limit * 4  # blank runs: read on
             text = "".join(pieces)
-        text = text[: MAX_TEXT_CHARS * 4]
-        # Only single ASCII spaces (the common case) leave the regex nothing to do.
-        if "  " in text or not text.isprintable():
-            text = _SPACES.sub(" ", text)
-        return text.strip()[:MAX_TEXT_CHARS]
+        return text_head(text)
+
+
+def _normal_head(text: str, size: int) -> str:
+    head = text[:size]
+    # Only single ASCII spaces (the common case) leave the regex nothing to do.
+    if "  " in head or not head.isprintable():
+        head = _SPACES.sub(" ", head)
+    return head.lstrip()
+
+
+def text_head(text: str) -> str:
+    """``text`` whitespace-normalised and stripped, cut to :data:`MAX_TEXT_CHARS`.
+
+    Normalises only a prefix, grown while blank runs leave it too short, so the result is
+    that of normalising the whole text (whatever the cut) at the cost of the prefix.
+    """
+    size = MAX_TEXT_CHARS * 4
+    while True:
+        head = _normal_head(text, size)
+        if len(head) > MAX_TEXT_CHARS or size >= len(text):
+            return head.rstrip()[:MAX_TEXT_CHARS]
+        size *= 4
 
 
 def assign_names(
@@ -182,9 +232,10 @@ def assign_names(
     unique = _UniqueNames()
     names: list[str | None] = []
     for element in interactive:  # existing names first, so they win collisions
+        canonicalize_values(element)
         given = element.get("name")
         if given is not None:
-            given = xml_safe(_SPACES.sub(" ", given)).strip()
+            given = given.strip()
         names.append(unique(given) if given else None)
     named = []
     add_named, inside = named.append, paths.inside
@@ -251,7 +302,7 @@ def _label(element: etree._Element, text: str) -> str:
             return slug
     image = next(element.iter("img"), None)  # pruning left only images with alt
     for candidate in (image.get("alt") if image is not None else None, element.get("value")):
-        slug = slugify(candidate) if candidate else ""
+        slug = slugify(xml_safe(candidate)) if candidate else ""
         if slug:
             return slug
     return slugify(tag) or "element"

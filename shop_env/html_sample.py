@@ -14,7 +14,7 @@ import html
 import json
 import random
 
-__all__ = ["PRODUCT_TITLES", "cluttered_listing_page", "expected_card_names"]
+__all__ = ["PRODUCT_TITLES", "cluttered_listing_page", "expected_card_names", "small_listing_page"]
 
 _ADJECTIVES = ("Alpine", "Summit", "Trail", "Ridge", "Canyon", "Glacier", "Forest", "Coastal",
                "Desert", "Prairie", "Harbor", "Meadow")
@@ -62,6 +62,26 @@ def cluttered_listing_page(n_products: int = 60, seed: int = 0, target_bytes: in
     padding = target_bytes - len(page.encode("utf-8")) - 200
     page += _hydration_script(rng, padding) + "\n</body></html>\n"
     return page
+
+
+def small_listing_page(n_products: int = 2, seed: int = 0) -> str:
+    """A few-kilobyte page with the same parts as :func:`cluttered_listing_page`.
+
+    Header with search form, filters, ``n_products`` product cards (0..96), pagination,
+    hidden modals, footer and tracking pixels, but no big head, sprite or hydration
+    script: cheap enough to fuzz the pruner on hundreds of thousands of variants.
+    """
+    if not 0 <= n_products <= len(PRODUCT_TITLES):
+        raise ValueError(f"n_products must be in 0..{len(PRODUCT_TITLES)}, got {n_products}")
+    rng = random.Random(seed)
+    cards = "".join(_product_card(rng, index, title) for index, title in enumerate(PRODUCT_TITLES[:n_products]))
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>tent</title>'
+        '<script>window.x=1;</script></head><body class="search-page">'
+        + _cookie_banner() + _header(rng) + _filters(rng)
+        + '<main><div data-section="search_results">' + cards + "</div>" + _pagination() + "</main>"
+        + _modals(rng) + _footer(rng) + _tracking(rng) + "</body></html>"
+    )
 
 
 def expected_card_names(n_products: int = 60) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rewards.breakdown import RewardBreakdown
 from rewards.config import RewardConfig
-from rewards.similarity import rouge_l_tokens, tokenize
+from rewards.similarity import plain_str, rouge_l_tokens, tokenize, tokenize_bounded
 from shop_env.actions import Action
 
 _DEFAULT = RewardConfig()
@@ -22,21 +22,34 @@ def thresholded_similarity(a: str, b: str, threshold: float) -> float:
     """ROUGE-L F1 of ``a`` and ``b`` if it is >= ``threshold``, else 0.
 
     Exact, but skips the LCS when the token counts alone rule the threshold out
-    (F1 = 2*LCS/(m+n) <= 2*min(m,n)/(m+n)), so a megabyte-long prediction against a short
-    gold costs one tokenization.
+    (F1 = 2*LCS/(m+n) <= 2*min(m,n)/(m+n)). The shorter text (the gold, in practice) is
+    tokenized first, and the other only up to the token count that could still reach the
+    threshold, so a 50 MB prediction against a short gold costs time and memory in
+    proportion to the gold, not to the prediction.
     """
-    ta, tb = tokenize(a), tokenize(b)
-    if not ta or not tb:
+    a, b = plain_str(a), plain_str(b)
+    short, long_ = (a, b) if len(a) <= len(b) else (b, a)
+    ts = tokenize(short)
+    if not ts:
         return 0.0
-    m, n = len(ta), len(tb)
+    m = len(ts)
+    limit = None
+    if threshold - _BOUND_SLACK > 0:
+        # 2m/(m+n) >= threshold - slack  <=>  n <= 2m/(threshold - slack) - m
+        bound = 2 * m / (threshold - _BOUND_SLACK) - m
+        limit = int(bound) + 1 if bound < 1e15 else None
+    tl = tokenize_bounded(long_, limit)
+    if not tl:  # None: more tokens than can reach the threshold
+        return 0.0
+    n = len(tl)
     if 2 * min(m, n) / (m + n) < threshold - _BOUND_SLACK:
         return 0.0
-    sim = rouge_l_tokens(ta, tb)
+    sim = rouge_l_tokens(ts, tl)
     return sim if sim >= threshold else 0.0
 
 
 def _filled(text: str) -> bool:
-    return bool(text.strip())
+    return bool(str.strip(text))  # str's own strip: a subclass may override it
 
 
 def action_reward(pred: Action | None, gold: Action, config: RewardConfig | None = None) -> RewardBreakdown:
@@ -107,11 +120,11 @@ def exact_match(pred: Action | None, gold: Action, config: RewardConfig | None =
         return False
     if gold.type not in ("click", "type_and_submit"):
         return True
-    if pred.name.strip() != gold.name.strip():
+    if str.strip(pred.name) != str.strip(gold.name):
         return False
     if gold.type == "click":
         return True
-    if normalise_text(pred.text) == normalise_text(gold.text):
+    if normalise_text(plain_str(pred.text)) == normalise_text(plain_str(gold.text)):
         return True
     if strict_text:
         return False

@@ -26,6 +26,10 @@ _WEIGHTS = (
     "self_certainty_alpha",
 )
 _SWITCHES = ("use_format", "use_self_certainty")
+#: The largest self-certainty validation plans for: a KL divergence to the uniform
+#: distribution is at most log(vocabulary size), about 12 for a 152k vocabulary; the
+#: bound leaves room for any real vocabulary (log(1e300) is 690).
+SELF_CERTAINTY_BOUND = 1000.0
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,8 @@ class RewardConfig:
     Raises:
         ValueError: on construction, naming the field, when a weight is not a finite
             non-negative number, the threshold is outside [0, 1], a switch is not a bool,
-            or a mode/variant is unknown.
+            a mode/variant is unknown, or the largest reward the weights add up to
+            (:meth:`max_reward`) is not finite.
     """
 
     type_reward: float = 0.3
@@ -87,6 +92,30 @@ class RewardConfig:
                 )
         _choice("action_reward", self.action_reward, ACTION_REWARD_MODES)
         _choice("self_certainty_variant", self.self_certainty_variant, SELF_CERTAINTY_VARIANTS)
+        # Each weight is finite, but a sum of them can still overflow to inf.
+        if not math.isfinite(self.max_reward()):
+            raise ValueError(
+                "RewardConfig weights are each finite but the largest reward they add up to is not "
+                f"(format_weight + type_reward + attributes + input_name_value + dars_factor + "
+                f"self_certainty_alpha * {SELF_CERTAINTY_BOUND:g} overflows); lower the largest weights"
+            )
+
+    def max_reward(self) -> float:
+        """The largest total :func:`rewards.score` can return under this config.
+
+        Format, type, attribute and value rewards at their maxima (similarities are at
+        most 1), plus ``self_certainty_alpha`` times :data:`SELF_CERTAINTY_BOUND`. The
+        binary mode pays at most 1 for the action.
+        """
+        fmt = self.format_weight if self.use_format else 0.0
+        certainty = self.self_certainty_alpha * SELF_CERTAINTY_BOUND if self.use_self_certainty else 0.0
+        if self.action_reward == "binary":
+            action = 1.0
+        else:
+            click = self.click_name_attr + self.dars_factor
+            typed = self.input_name_attr + self.input_text_attr + self.input_name_value + self.dars_factor
+            action = self.type_reward + max(click, typed)
+        return fmt + certainty + action
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> RewardConfig:

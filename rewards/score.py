@@ -55,6 +55,8 @@ def score(response_text: Any, gold: Action | Mapping[str, Any], config: RewardCo
     if config.use_self_certainty:
         certainty = finite_or_zero(config.self_certainty_alpha * finite_or_zero(self_certainty))
     total = fmt + certainty + action.total
+    if not math.isfinite(total):  # a huge (finite) self-certainty: the config bounds the rest
+        certainty, total = 0.0, fmt + action.total
     return RewardBreakdown(format=fmt, type=action.type, attribute=action.attribute, value=action.value,
                            self_certainty=certainty, total=total, valid=True)
 

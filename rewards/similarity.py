@@ -39,9 +39,53 @@ def tokenize(text: str) -> tuple[str, ...]:
     """
     if not isinstance(text, str):
         raise TypeError(f"rouge_l expects str, got {type(text).__name__}")
+    text = plain_str(text)
     if len(text) <= _CACHE_MAX_CHARS:
         return _tokenize_cached(text)
     return tuple(_TOKEN.findall(text.lower()))
+
+
+#: Characters lowercased and tokenized at a time by :func:`tokenize_bounded`.
+_CHUNK_CHARS = 1 << 16
+
+
+def tokenize_bounded(text: str, limit: int | None) -> tuple[str, ...] | None:
+    """:func:`tokenize` of ``text``, or None as soon as it is seen to have over ``limit`` tokens.
+
+    Reads ``text`` in chunks, so time and memory are O(limit) for a text of many short
+    tokens (plus a C-speed scan of token-free stretches); ``limit=None`` means no bound.
+    Equal to :func:`tokenize` whenever it returns a tuple.
+
+    Raises:
+        TypeError: ``text`` is not a str.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"rouge_l expects str, got {type(text).__name__}")
+    text = plain_str(text)
+    if limit is None or len(text) <= _CACHE_MAX_CHARS:
+        tokens = tokenize(text)
+        return tokens if limit is None or len(tokens) <= limit else None
+    tokens: list[str] = []
+    joins = False  # the previous chunk ended inside a token
+    for start in range(0, len(text), _CHUNK_CHARS):
+        # str.lower works character by character here: only Greek final sigma looks at
+        # context, and no sigma lowercases to a token character.
+        chunk = text[start : start + _CHUNK_CHARS].lower()
+        found = _TOKEN.findall(chunk)
+        if found and joins and chunk[:1].isascii() and chunk[:1].isalnum():
+            tokens[-1] += found[0]
+            found = found[1:]
+        tokens += found
+        if len(tokens) > limit + 1:  # +1: the last token may still grow
+            return None
+        last = chunk[-1:]
+        joins = bool(found or joins) and last.isascii() and last.isalnum()
+    return tuple(tokens) if len(tokens) <= limit else None
+
+
+def plain_str(text: str) -> str:
+    """``text`` as an exact ``str``: a subclass's overridden methods (strip, lower) never run."""
+    return text if type(text) is str else str.__str__(text)
 
 
 @lru_cache(maxsize=16384)

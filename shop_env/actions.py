@@ -69,6 +69,7 @@ class Action:
         kind = data.get("type")
         if not isinstance(kind, str):
             raise FormatError(f"{field}.type must be a string, got {_json_type(kind)}")
+        kind = _plain(kind)
         if kind not in ACTION_TYPES:
             raise FormatError(
                 f"{field}.type {_clip(kind)!r} is not in the action space: "
@@ -79,7 +80,7 @@ class Action:
             value = data.get(key, "")
             if not isinstance(value, str):
                 raise FormatError(f"{field}.{key} must be a string, got {_json_type(value)}")
-            values[key] = value
+            values[key] = _plain(value)
         return cls(kind, values["name"], values["text"])
 
 
@@ -131,7 +132,8 @@ def parse_response(text: str) -> Response:
     """
     if not isinstance(text, str):
         raise FormatError(f"response must be a string, got {type(text).__name__}")
-    body = strip_code_fence(text)
+    # An exact str: a subclass's own strip()/startswith() (which may raise) never run.
+    body = strip_code_fence(_plain(text))
     if not body:
         raise FormatError("response is empty")
     if body[0] != "{":
@@ -156,6 +158,11 @@ def parse_response(text: str) -> Response:
     if "action" not in data:
         raise FormatError("response.action is missing")
     return Response(rationale, Action.from_dict(data["action"], field="action"))
+
+
+def _plain(text: str) -> str:
+    """``text`` as an exact ``str`` (a copy of a subclass, whose methods are never called)."""
+    return text if type(text) is str else str.__str__(text)
 
 
 def _json_type(value: Any) -> str:

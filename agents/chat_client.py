@@ -10,8 +10,14 @@ gateway or a hosted API:
 * 408, 409, 425, 429, 5xx, timeouts, connection errors and truncated bodies are retried
   with exponential backoff and jitter; a ``Retry-After`` header (seconds or HTTP date) is
   honoured up to ``backoff_max``;
-* other 4xx, redirects (which would carry the key to another URL) and malformed replies
-  fail at once with :class:`ChatRequestError`.
+* other 4xx, redirects (which would carry the key to another URL), malformed replies and
+  replies over ``max_reply_bytes`` fail at once with :class:`ChatRequestError`;
+* each attempt has a wall-clock ``deadline`` (connect, headers and body together), so a
+  server that drips bytes just inside ``timeout`` cannot hold a request; an attempt past
+  its deadline is retried like a timeout;
+* error bodies are read only up to :data:`ERROR_BODY_BYTES`, redacted as a whole (and a
+  key cut off at the end of what was read is scrubbed too), and only a short prefix
+  (:data:`SHOWN_BODY_CHARS`) is ever shown.
 
 It is thread-safe: one client may serve many threads at once.
 """
@@ -25,6 +31,7 @@ import logging
 import math
 import os
 import random
+import socket
 import ssl
 import threading
 import time
@@ -39,6 +46,14 @@ logger = logging.getLogger(__name__)
 
 #: HTTP statuses worth another attempt (timeouts, conflicts, rate limits, server errors).
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+#: Default cap on a reply body (a chat completion is kilobytes; this leaves room for long ones).
+MAX_REPLY_BYTES = 8 << 20
+#: How much of an error body is read (then redacted as a whole, then cut for display).
+ERROR_BODY_BYTES = 64 << 10
+#: At most this many characters of a (redacted) body appear in an error message.
+SHOWN_BODY_CHARS = 200
+#: Without an explicit ``deadline``, one attempt may last this many ``timeout`` periods.
+DEADLINE_TIMEOUTS = 4.0
 
 
 class ChatRequestError(RuntimeError):
@@ -65,6 +80,9 @@ class ChatCompletionsClient:
         api_key_env: environment variable holding the API key, read at each attempt; when
             None, empty, unset or blank, no ``Authorization`` header is sent (local servers).
         timeout: seconds per attempt (connect and each read).
+        deadline: wall-clock seconds one attempt may take in all (connect, headers, body);
+            default ``DEADLINE_TIMEOUTS * timeout``.
+        max_reply_bytes: the largest reply body accepted (default :data:`MAX_REPLY_BYTES`).
         max_retries: retries after the first attempt on retryable failures.
         backoff_base: first backoff in seconds (doubles per retry, with jitter).
         backoff_max: cap of one backoff sleep and of an honoured ``Retry-After``.
@@ -75,7 +93,7 @@ class ChatCompletionsClient:
 
     Raises:
         ValueError: a base URL that is not an ASCII http(s) URL with a host, or a
-            non-positive timeout, negative retries or negative backoff.
+            non-positive timeout, deadline or reply cap, negative retries or negative backoff.
     """
 
     def __init__(
@@ -87,10 +105,18 @@ class ChatCompletionsClient:
         max_retries: int = 5,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
+        deadline: float | None = None,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
     ) -> None:
         self.endpoint = _endpoint(base_url)
         if not timeout > 0 or max_retries < 0 or not backoff_base >= 0 or not backoff_max >= 0:
             raise ValueError("timeout must be > 0, and max_retries, backoff_base and backoff_max >= 0")
+        if deadline is not None and not (deadline > 0 and math.isfinite(deadline)):
+            raise ValueError(f"deadline must be a finite number of seconds > 0, got {deadline!r}")
+        if isinstance(max_reply_bytes, bool) or not isinstance(max_reply_bytes, int) or max_reply_bytes < 1:
+            raise ValueError(f"max_reply_bytes must be an int >= 1, got {max_reply_bytes!r}")
+        self.deadline = None if deadline is None else float(deadline)
+        self.max_reply_bytes = max_reply_bytes
         self.base_url = base_url.rstrip("/")
         self.api_key_env = api_key_env
         self.timeout = float(timeout)
@@ -100,7 +126,7 @@ class ChatCompletionsClient:
         self.stats = {"requests": 0, "retries": 0, "failures": 0}
         self._stats_lock = threading.Lock()
         # Our own opener so that redirects are refused: following one would resend the key.
-        self._opener = urllib.request.build_opener(_RefuseRedirects)
+        self._opener = urllib.request.build_opener(_RefuseRedirects, _DeadlineHTTPHandler, _DeadlineHTTPSHandler)
 
     def __repr__(self) -> str:  # names where the key comes from, never the key
         return f"ChatCompletionsClient(base_url={self.base_url!r}, api_key_env={self.api_key_env!r})"
@@ -176,30 +202,45 @@ class ChatCompletionsClient:
                 time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def attempt_deadline(self) -> float:
+        """Wall-clock seconds one attempt may take (``deadline``, else a multiple of ``timeout``)."""
+        return self.deadline if self.deadline is not None else DEADLINE_TIMEOUTS * self.timeout
+
     def _send_once(self, data: bytes, attempt: int) -> str:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         key = self._api_key(attempt)
         if key:
             headers["Authorization"] = f"Bearer {key}"
         request = urllib.request.Request(self.endpoint, data=data, headers=headers, method="POST")
+        seconds = self.attempt_deadline()
+        deadline = request.shop_r1_deadline = _Deadline(seconds)
+        late = f"no complete reply within the {seconds:g}s deadline"
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
-                raw = response.read()
+                raw = _read_capped(response, self.max_reply_bytes, attempt)
         except urllib.error.HTTPError as err:
             detail = _error_body(err, key)
+            if deadline.expired:
+                raise _Retryable(late) from None
             if err.code in RETRY_STATUSES:
                 retry_after = parse_retry_after(err.headers.get("Retry-After") if err.headers else None)
                 raise _Retryable(f"HTTP {err.code}{detail}", err.code, retry_after) from None
             raise ChatRequestError(f"HTTP {err.code}{detail}", status=err.code, attempts=attempt) from None
         except urllib.error.URLError as err:
+            if deadline.expired:
+                raise _Retryable(late) from None
             reason = _redact(str(err.reason), key)
             if isinstance(err.reason, ssl.SSLCertVerificationError):  # will not fix itself
                 raise ChatRequestError(f"TLS error: {reason}", attempts=attempt) from None
             raise _Retryable(f"connection error: {reason}") from None
         except TimeoutError:  # socket.timeout is an alias since 3.10
-            raise _Retryable(f"timed out after {self.timeout:g}s") from None
+            raise _Retryable(late if deadline.expired else f"timed out after {self.timeout:g}s") from None
         except (OSError, http.client.HTTPException) as err:  # resets, truncated bodies, bad status lines
-            raise _Retryable(f"connection error: {type(err).__name__}") from None
+            raise _Retryable(late if deadline.expired else f"connection error: {type(err).__name__}") from None
+        finally:
+            deadline.cancel()
+        if deadline.expired:  # a body without a length, cut short when the deadline struck
+            raise _Retryable(late)
         return _reply_text(raw, key, attempt)
 
     def _api_key(self, attempt: int) -> str:
@@ -293,12 +334,97 @@ def _endpoint(base_url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 
+class _Deadline:
+    """One attempt's wall-clock deadline: when it strikes, its sockets are shut down.
+
+    The connections of an attempt register their socket (see :class:`_DeadlineHTTPHandler`);
+    shutting a socket down wakes any read blocked on it, however slowly the server drips.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._lock = threading.Lock()
+        self._sockets: list[Any] = []
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: Any) -> Any:
+        with self._lock:
+            expired = self.expired
+            if not expired:
+                self._sockets.append(sock)
+        if expired:
+            _shut(sock)
+        return sock
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._sockets.clear()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            _shut(sock)
+
+
+def _shut(sock: Any) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
+
+
+def _watched(base: type[http.client.HTTPConnection], deadline: _Deadline | None) -> Any:
+    """A connection factory for ``base`` whose sockets ``deadline`` watches (from the connect on)."""
+    def connect(*args: Any, **kwargs: Any) -> http.client.HTTPConnection:
+        connection = base(*args, **kwargs)
+        if deadline is not None:
+            create = connection._create_connection
+            connection._create_connection = lambda *a, **k: deadline.watch(create(*a, **k))
+        return connection
+    return connect
+
+
+class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(_watched(http.client.HTTPConnection, getattr(req, "shop_r1_deadline", None)), req)
+
+
+class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req: urllib.request.Request) -> Any:
+        options: dict[str, Any] = {"context": self._context}
+        if hasattr(self, "_check_hostname"):  # Python < 3.12
+            options["check_hostname"] = self._check_hostname
+        return self.do_open(_watched(http.client.HTTPSConnection, getattr(req, "shop_r1_deadline", None)),
+                            req, **options)
+
+
+def _read_capped(response: Any, limit: int, attempt: int) -> bytes:
+    """The reply body, or :class:`ChatRequestError` when it is over ``limit`` bytes."""
+    too_big = f"reply body is larger than the {limit:,}-byte cap (max_reply_bytes)"
+    length = response.headers.get("Content-Length") if response.headers else None
+    if length and length.strip().isdigit() and int(length) > limit:
+        raise ChatRequestError(f"{too_big}: Content-Length {int(length):,}", status=response.status,
+                               attempts=attempt)
+    raw = response.read(limit + 1)
+    if len(raw) > limit:
+        raise ChatRequestError(too_big, status=response.status, attempts=attempt)
+    if getattr(response, "length", None):  # read(n) returns a short body without raising
+        raise http.client.IncompleteRead(raw, response.length)
+    return raw
+
+
 def _reply_text(raw: bytes, key: str, attempt: int) -> str:
     try:
         data = json.loads(raw.decode("utf-8"))
         content = data["choices"][0]["message"]["content"]
     except (UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError):
-        shown = _redact(raw[:4096].decode("utf-8", "replace"), key)[:80]
+        # Redact the whole reply (at most max_reply_bytes) before cutting it for display.
+        shown = _redact(raw.decode("utf-8", "replace"), key)[:80]
         raise ChatRequestError(f"malformed reply (no choices[0].message.content): {shown!r}",
                                status=200, attempts=attempt) from None
     if content is None:
@@ -311,19 +437,32 @@ def _reply_text(raw: bytes, key: str, attempt: int) -> str:
 
 def _error_body(err: urllib.error.HTTPError, key: str) -> str:
     try:
-        text = err.read(4096).decode("utf-8", "replace")
-    except Exception:  # noqa: BLE001 - a broken error body must not mask the status
+        raw = err.read(ERROR_BODY_BYTES)
+    except Exception:  # noqa: BLE001 - a broken (or deadline-cut) error body must not mask the status
         return ""
-    # Redact before cutting, so a cut can never leave part of the key behind.
-    text = " ".join(_redact(text, key).split())[:200]
+    # Redact all of what was read, then cut: a cut can never leave part of the key behind;
+    # a key cut off by the read limit itself is scrubbed as a partial key at the end.
+    text = _redact(raw.decode("utf-8", "replace"), key, cut=len(raw) >= ERROR_BODY_BYTES)
+    text = " ".join(text.split())[:SHOWN_BODY_CHARS]
     return f": {text}" if text else ""
 
 
-def _redact(text: str, key: str) -> str:
-    # A server may echo request headers in its error body; never let the key through,
-    # neither as sent nor JSON-escaped (e.g. "/" as "\/").
+def _redact(text: str, key: str, cut: bool = False) -> str:
+    """``text`` with every form of ``key`` replaced by ``***``.
+
+    A server may echo request headers in its error body; never let the key through,
+    neither as sent nor JSON-escaped (e.g. "/" as "\\/"). With ``cut`` (``text`` is the
+    start of something longer), a start of the key at the very end is scrubbed too.
+    """
     if not key:
         return text
-    for form in {key, json.dumps(key)[1:-1], key.replace("/", "\\/")}:
+    forms = {key, json.dumps(key)[1:-1], key.replace("/", "\\/")}
+    for form in forms:
         text = text.replace(form, "***")
+    if cut:
+        for form in forms:
+            for size in range(min(len(form) - 1, len(text)), 2, -1):
+                if text.endswith(form[:size]):
+                    text = text[:-size] + "***"
+                    break
     return text

@@ -37,6 +37,7 @@ class Reply:
     delay: float = 0.0
     hang_up: bool = False  # close the connection without answering
     truncate: bool = False  # promise more bytes than are sent, then hang up
+    drip: float = 0.0  # seconds between the body's bytes (a server that drips just inside the timeout)
 
 
 def echo_last_message(body: dict) -> str:
@@ -120,7 +121,13 @@ class ChatServer:
                 self.close_connection = self.close_connection or reply.truncate
                 self.send_header("Content-Length", str(len(payload) + extra))
                 self.end_headers()
-                self.wfile.write(payload)
+                if reply.drip:
+                    for i in range(len(payload)):
+                        self.wfile.write(payload[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(reply.drip)
+                else:
+                    self.wfile.write(payload)
 
             def log_message(self, *args: object) -> None:
                 pass

@@ -1,4 +1,4 @@
-"""Agents that answer ShopReplay observations with response text (DESIGN §4).
+"""Agents that answer ShopReplay observations with response text (docs/architecture.md §4).
 
 ``make_agent(spec)`` builds one from a spec string: ``random``, ``majority``,
 ``heuristic``, ``oracle``, ``hf:<dir-or-id>``, ``openai:MODEL@URL``, ``vllm:<path>``.

@@ -1,8 +1,8 @@
 """The agent protocol, a base class, and :func:`make_agent` (spec string -> agent).
 
-An agent reads env observations (DESIGN §9: ``url``, ``html``, ``history``,
+An agent reads env observations (docs/architecture.md §9: ``url``, ``html``, ``history``,
 ``session_id``, ``step``) and answers raw model-output text in the response format of
-DESIGN §4. Answers are text, not :class:`~shop_env.actions.Action` objects, so that the
+docs/architecture.md §4. Answers are text, not :class:`~shop_env.actions.Action` objects, so that the
 evaluation scores exactly what a model would emit (format errors included).
 """
 

@@ -1,6 +1,6 @@
 """Baseline agents: random, majority, hand-written heuristics, and the synthetic oracle.
 
-Every baseline answers a valid response (DESIGN §4) built with
+Every baseline answers a valid response (docs/architecture.md §4) built with
 :class:`shop_env.actions.Response`, so their scores measure the action, never the format.
 """
 

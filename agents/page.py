@@ -1,6 +1,6 @@
 """Read the named interactive elements of a (pruned) page, for the baseline agents.
 
-The pruned pages of DESIGN §7 give every interactive element a ``name``; the baselines
+The pruned pages of docs/architecture.md §7 give every interactive element a ``name``; the baselines
 only need those names, whether an element takes typed text, and its visible text.
 Parsing is lenient (any string, even broken HTML, yields a possibly empty list) and never
 touches the network (the HTML parser reads no DTD and expands no external entities).

@@ -2,7 +2,7 @@
 
 torch and transformers are imported when an agent is built, never when ``agents`` is
 imported. :meth:`TransformersAgent.generate` also returns the per-token logits of each
-completion, which the self-certainty reward (DESIGN §5) needs.
+completion, which the self-certainty reward (docs/architecture.md §5) needs.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ class TransformersAgent(BaseAgent):
     def act_batch_with_certainty(
         self, observations: Sequence[Observation], variant: str = "kl_p_u"
     ) -> list[tuple[str, float]]:
-        """Answers plus each answer's rationale self-certainty (DESIGN §5).
+        """Answers plus each answer's rationale self-certainty (docs/architecture.md §5).
 
         ``benchmarks.evaluate`` uses this, when an agent has it, to score the
         self-certainty reward component. A completion without a rationale scores 0.

@@ -1,4 +1,4 @@
-"""Env step throughput of ``ShopReplay-v0`` on pre-pruned synthetic pages (DESIGN §11).
+"""Env step throughput of ``ShopReplay-v0`` on pre-pruned synthetic pages (docs/architecture.md §11).
 
 Budget: median ``step()`` <= 200 us, including response parsing and the reward. The
 responses cycle through the gold answer (exact match, full ROUGE-L path), a wrong

@@ -10,7 +10,7 @@ CLI (as a script or a module)::
     python benchmarks/evaluate.py --agent random --data synthetic:200 --split test --out runs/eval-random
     python -m benchmarks.evaluate --agent oracle
 
-Each answer is scored with ``rewards.score`` (the env's reward, DESIGN §5) and appended to
+Each answer is scored with ``rewards.score`` (the env's reward, docs/architecture.md §5) and appended to
 ``<out>/predictions.jsonl`` batch by batch, so an interrupted run resumes where it stopped
 (``--repair`` keeps the valid records of a file with a corrupt line in the middle).
 At the end it writes ``metrics.json``, ``report.md`` and ``confusion.png``; exact match and
@@ -353,7 +353,7 @@ def write_outputs(out: Path, label: str, metrics: Mapping[str, Any]) -> None:
         markdown_table({label: dict(metrics)}).rstrip(),
         "",
         *([note, ""] if (note := ci_note({label: metrics})) else []),
-        "Mean reward components (DESIGN §5):",
+        "Mean reward components (docs/architecture.md §5):",
         "",
         "| " + " | ".join(_REWARD_FIELDS) + " |",
         "|" + "---|" * len(_REWARD_FIELDS),

@@ -1,4 +1,4 @@
-"""Throughput benchmarks against the performance budgets of DESIGN §11.
+"""Throughput benchmarks against the performance budgets of docs/architecture.md §11.
 
 Sections:
 

@@ -1,8 +1,8 @@
-"""``ShopReplay-v0``: logged shopping sessions replayed as a Gymnasium environment (DESIGN §9).
+"""``ShopReplay-v0``: logged shopping sessions replayed as a Gymnasium environment (docs/architecture.md §9).
 
 An episode is one logged session. At each step the agent sees the page the human saw
 (plus the session so far, see :mod:`shop_env.states`) and answers with a model response
-(DESIGN §4 JSON). The env scores it against the human's logged action with
+(docs/architecture.md §4 JSON). The env scores it against the human's logged action with
 :func:`rewards.score` and then moves to the human's next page whatever the agent did
 (replay, not simulation). The episode terminates after the session's last step.
 """
@@ -30,7 +30,7 @@ from shop_env.states import ObservationBuilder, check_context, check_max_history
 # Characters that ``AnyText.sample()`` draws from: printable ASCII is enough to exercise
 # the parser with junk; real agents send JSON.
 _SAMPLE_CHARSET = "".join(chr(c) for c in range(32, 127))
-# ``name`` attributes of a pruned page (DESIGN §7 names every interactive element). lxml
+# ``name`` attributes of a pruned page (docs/architecture.md §7 names every interactive element). lxml
 # separates attributes by one space, and a literal " name=" prefix lets the regex engine
 # scan fast (a leading \s class is ~5x slower; re-parsing the page far slower still).
 _NAME_DOUBLE = re.compile(r' name="([^"]*)"')

@@ -1,4 +1,4 @@
-"""Chat prompts for next-action prediction, under a token budget (DESIGN §8).
+"""Chat prompts for next-action prediction, under a token budget (docs/architecture.md §8).
 
 * :func:`build_prompt` / :func:`build_messages`: system prompt + one user message holding
   the session so far (each past step's page under ``whole-session``, always its action)
@@ -76,7 +76,7 @@ class PromptBuild:
 
 
 def format_target(rationale: str | None, action: Action | Mapping[str, Any]) -> str:
-    """The assistant text for a step: the DESIGN §4 response JSON.
+    """The assistant text for a step: the docs/architecture.md §4 response JSON.
 
     Args:
         rationale: the first-person rationale (None becomes ``""``).

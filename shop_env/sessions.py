@@ -1,4 +1,4 @@
-"""Sessions and steps, and streaming JSONL read/write of the canonical format (DESIGN §3).
+"""Sessions and steps, and streaming JSONL read/write of the canonical format (docs/architecture.md §3).
 
 A malformed record raises :class:`SessionFormatError` naming the file, line and field;
 with ``skip_invalid=True`` it is counted in a :class:`SkipReport` instead.

@@ -1,4 +1,4 @@
-"""Observations of logged sessions, and the (session, step) states built from them (DESIGN §8-9).
+"""Observations of logged sessions, and the (session, step) states built from them (docs/architecture.md §8-9).
 
 This module is the one place that turns a :class:`~shop_env.sessions.Session` into what an
 agent sees. :class:`~shop_env.env.ShopReplayEnv` builds its observations through

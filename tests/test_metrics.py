@@ -1,4 +1,4 @@
-"""compute_metrics, bootstrap_ci and markdown_table (DESIGN §6, paper Tab. 2/3 layout)."""
+"""compute_metrics, bootstrap_ci and markdown_table (docs/architecture.md §6, paper Tab. 2/3 layout)."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ import yaml
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_PRESET = "tiny-cpu"
 
-#: RewardConfig field names (DESIGN §5), used when the ``rewards`` package is not importable.
+#: RewardConfig field names (docs/architecture.md §5), used when the ``rewards`` package is not importable.
 _REWARD_KEYS_FALLBACK = (
     "type_reward", "click_name_attr", "input_name_attr", "input_text_attr", "input_name_value",
     "dars_factor", "rouge_threshold", "format_weight", "self_certainty_alpha", "action_reward",

@@ -1,4 +1,4 @@
-"""The Shop-R1 reward as a TRL ``GRPOTrainer`` reward function (DESIGN §5, §10).
+"""The Shop-R1 reward as a TRL ``GRPOTrainer`` reward function (docs/architecture.md §5, §10).
 
 One callable object scores a batch of completions with :func:`rewards.score` (no second
 implementation of the reward). Self-certainty is computed from the POLICY's own logits:

@@ -1,4 +1,4 @@
-"""Cold-start SFT (DESIGN §10): sessions -> chats -> TRL ``SFTTrainer`` with assistant-only loss.
+"""Cold-start SFT (docs/architecture.md §10): sessions -> chats -> TRL ``SFTTrainer`` with assistant-only loss.
 
 * :class:`SFTSettings` — the knobs, with presets ``tiny`` (CPU) and ``paper`` (4 epochs at
   lr 2e-5).

@@ -30,7 +30,7 @@ SPECIAL_TOKENS: tuple[str, ...] = (PAD_TOKEN, IM_START, IM_END)
 #: separators, or a run of whitespace.
 WORD_PATTERN = r' ?[^\s<>"=/]+|[<>"=/]+|\s+'
 
-#: The fixed JSON of the answer format (DESIGN §4) and of logged actions, each added as one
+#: The fixed JSON of the answer format (docs/architecture.md §4) and of logged actions, each added as one
 #: token: a tiny model then learns the format from bigrams instead of having to count
 #: quotes and colons, which it fails to do within a CPU-sized training run.
 JSON_SCAFFOLD: tuple[str, ...] = (

@@ -1,6 +1,6 @@
 """Dataset loaders: ``load_sessions(source, split=None)`` for every supported source.
 
-Sources (DESIGN §3):
+Sources (docs/architecture.md §3):
 
 * ``path/to/file.jsonl`` (or ``jsonl:path``): the canonical format;
 * ``synthetic:N[?seed=S]``: N sessions from the simulated shop (generated once, cached);

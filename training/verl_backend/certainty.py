@@ -1,4 +1,4 @@
-"""Self-certainty for the verl backend, from verl's per-token entropy (DESIGN §5).
+"""Self-certainty for the verl backend, from verl's per-token entropy (docs/architecture.md §5).
 
 verl's actor already computes the entropy ``H_t`` of the policy at every response token
 (``calculate_entropy=True`` when it recomputes the old log-probs). The paper's self-certainty

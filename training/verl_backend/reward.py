@@ -1,7 +1,7 @@
 """verl reward entry point: ``compute_score`` for ``reward.custom_reward_function``.
 
 verl calls ``compute_score(data_source, solution_str, ground_truth, extra_info, **reward_kwargs)``
-once per completion. This module only adapts that call to :func:`rewards.score` (DESIGN §5):
+once per completion. This module only adapts that call to :func:`rewards.score` (docs/architecture.md §5):
 there is no second implementation of the reward here. The reward config comes from the row
 (``extra_info["reward_config"]``, written by :mod:`training.verl_backend.export`) and is
 overridden key by key by RewardConfig fields given as ``reward_kwargs`` on the command line.

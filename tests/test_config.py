@@ -153,3 +153,20 @@ def test_cli_verl_backend_dry_run_plans_and_a_real_run_without_verl_says_how_to_
         run = subprocess.run([sys.executable, str(script), "--backend", "verl", "--out", str(tmp_path)], cwd=REPO,
                              capture_output=True, text=True, timeout=120)
         assert run.returncode == 2 and "verl" in run.stderr and "pip install" in run.stderr
+
+
+@pytest.mark.parametrize("override, key", [
+    ("grpo.temperature=-1", "grpo.temperature"), ("grpo.temperature=.nan", "grpo.temperature"),
+    ("grpo.top_p=1.5", "grpo.top_p"), ("eval.max_states=0", "eval.max_states"),
+    ("grpo.kl_beta=-0.1", "grpo.kl_beta"), ("sft.learning_rate=0", "sft.learning_rate"),
+    ("data.test_fraction=1", "data.test_fraction"), ("data.max_prompt_tokens=0", "data.max_prompt_tokens"),
+    ("precision=fp16", "precision"), ("grpo.loss_type=mean", "grpo.loss_type"),
+])
+def test_bad_values_fail_at_start_up_naming_the_key(override, key):
+    with pytest.raises(ConfigError, match=f"'{key}'"):
+        load_config("tiny-cpu", [override])
+
+
+def test_zero_kl_beta_and_null_limits_are_valid():
+    config = load_config("tiny-cpu", ["grpo.kl_beta=0", "eval.max_states=null", "data.max_history=null"])
+    assert config.grpo.kl_beta == 0 and config.eval.max_states is None

@@ -356,9 +356,32 @@ def _check_choices(config: TrainConfig) -> None:
         "grpo.save_steps": config.grpo.save_steps, "sft.batch_size": config.sft.batch_size,
         "eval.batch_size": config.eval.batch_size, "eval.max_new_tokens": config.eval.max_new_tokens,
     }
+    optional_positive = {
+        "sft.max_steps": config.sft.max_steps, "sft.max_sessions": config.sft.max_sessions,
+        "sft.max_seq_tokens": config.sft.max_seq_tokens, "eval.max_states": config.eval.max_states,
+        "data.max_history": config.data.max_history, "data.max_prompt_tokens": config.data.max_prompt_tokens,
+        "grpo.self_certainty_chunk": config.grpo.self_certainty_chunk,
+    }
+    positive.update({k: v for k, v in optional_positive.items() if v is not None})
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"config key {key!r} must be >= 1, got {value}")
+    # Every float checked here, at start-up, not when a stage reaches it minutes later.
+    ranges = {  # key: (value, low, low allowed, high, high allowed)
+        "grpo.temperature": (config.grpo.temperature, 0.0, False, math.inf, False),
+        "grpo.top_p": (config.grpo.top_p, 0.0, False, 1.0, True),
+        "grpo.learning_rate": (config.grpo.learning_rate, 0.0, False, math.inf, False),
+        "sft.learning_rate": (config.sft.learning_rate, 0.0, False, math.inf, False),
+        "sft.epochs": (config.sft.epochs, 0.0, False, math.inf, False),
+        "grpo.kl_beta": (config.grpo.kl_beta, 0.0, True, math.inf, False),
+        "data.test_fraction": (config.data.test_fraction, 0.0, False, 1.0, False),
+    }
+    for key, (value, low, low_ok, high, high_ok) in ranges.items():
+        above = value >= low if low_ok else value > low
+        below = value <= high if high_ok else value < high
+        if not (math.isfinite(value) and above and below):
+            upper = f" and {'<=' if high_ok else '<'} {high}" if math.isfinite(high) else ", finite"
+            raise ConfigError(f"config key {key!r} must be {'>=' if low_ok else '>'} {low}{upper}; got {value}")
     if config.grpo.num_generations < 2:
         raise ConfigError("config key 'grpo.num_generations' must be >= 2 (GRPO compares completions in a group)")
     if config.grpo.batch_size % config.grpo.num_generations:

@@ -1,4 +1,4 @@
-"""The Shop-R1 hybrid reward (DESIGN §5) and evaluation metrics (§6).
+"""The Shop-R1 hybrid reward (docs/architecture.md §5) and evaluation metrics (§6).
 
 ``score(response_text, gold)`` is the whole reward of one model output: format gate,
 alpha-weighted self-certainty of the rationale, and the hierarchical action reward with

@@ -1,4 +1,4 @@
-"""Action rewards (DESIGN §5 Table 1, with DARS), binary reward, exact and type match (§6)."""
+"""Action rewards (docs/architecture.md §5 Table 1, with DARS), binary reward, exact and type match (§6)."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def normalise_text(text: str) -> str:
 
 def exact_match(pred: Action | None, gold: Action, config: RewardConfig | None = None,
                 strict_text: bool = False) -> bool:
-    """Whether a prediction is the logged action (DESIGN §6).
+    """Whether a prediction is the logged action (docs/architecture.md §6).
 
     Types must be equal; ``click`` also needs equal names; ``type_and_submit`` needs equal
     names and typed text with ROUGE-L >= ``rouge_threshold`` or equal normalised text

@@ -1,4 +1,4 @@
-"""The logged result of one reward computation (DESIGN §5)."""
+"""The logged result of one reward computation (docs/architecture.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Self-certainty of the rationale tokens from the policy's logits (DESIGN §5).
+"""Self-certainty of the rationale tokens from the policy's logits (docs/architecture.md §5).
 
 ``kl_p_u`` (paper Eq. 3) is KL(p || U) = log V - H(p); ``kl_u_p`` (Kang et al.) is
 KL(U || p) = logsumexp(z) - mean(z) - log V. Both are averaged over the masked

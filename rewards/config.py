@@ -1,4 +1,4 @@
-"""Reward settings (DESIGN §5): the paper's Table 1 weights, DARS, and the switches.
+"""Reward settings (docs/architecture.md §5): the paper's Table 1 weights, DARS, and the switches.
 
 One frozen dataclass, validated on construction, so that a bad YAML preset fails at load
 time with the offending field named instead of producing silently wrong rewards.

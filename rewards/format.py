@@ -1,4 +1,4 @@
-"""Format reward: is the model output one well-formed response (DESIGN §4)?"""
+"""Format reward: is the model output one well-formed response (docs/architecture.md §4)?"""
 
 from __future__ import annotations
 

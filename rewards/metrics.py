@@ -1,4 +1,4 @@
-"""Evaluation metrics (DESIGN §6) and the paper's results-table layout (Tab. 2/3).
+"""Evaluation metrics (docs/architecture.md §6) and the paper's results-table layout (Tab. 2/3).
 
 Exact match and type accuracy carry 95% confidence intervals from a bootstrap over
 *sessions* (:func:`bootstrap_ci`): the states of one session share a shopper and a page

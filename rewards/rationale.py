@@ -1,7 +1,7 @@
 """Where the rationale is in a raw completion: its characters, then its tokens.
 
 Self-certainty is averaged over the tokens whose characters lie inside the JSON string
-value of ``rationale`` (DESIGN §5). These helpers find that value's character span in the
+value of ``rationale`` (docs/architecture.md §5). These helpers find that value's character span in the
 raw text (after an optional code fence, as the parser sees it) and turn a tokenizer's
 offset mapping into a token mask.
 """

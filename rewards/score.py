@@ -20,7 +20,7 @@ def score(response_text: Any, gold: Action | Mapping[str, Any], config: RewardCo
     """Score one raw model output against the logged action.
 
     ``total = format_weight * [use_format] + alpha * self_certainty * [use_self_certainty]
-    + action_reward``; an output that fails the format (DESIGN §4) gets 0 everywhere and
+    + action_reward``; an output that fails the format (docs/architecture.md §4) gets 0 everywhere and
     ``error`` = the parser's message.
 
     Args:

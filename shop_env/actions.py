@@ -1,4 +1,4 @@
-"""Actions, model responses and the strict response parser (DESIGN §3-4).
+"""Actions, model responses and the strict response parser (docs/architecture.md §3-4).
 
 This module has no third-party dependencies: everything else builds on it, and the
 reward functions call :func:`parse_response` on arbitrary model output, so it must be
@@ -92,7 +92,7 @@ class Response:
     action: Action
 
     def to_json(self) -> str:
-        """Return the response in the model output format of DESIGN §4."""
+        """Return the response in the model output format of docs/architecture.md §4."""
         return json.dumps(
             {"rationale": self.rationale, "action": self.action.to_dict()}, ensure_ascii=False
         )

@@ -1,4 +1,4 @@
-"""HTML pruning: raw page -> the simplified page the model reads (DESIGN §7).
+"""HTML pruning: raw page -> the simplified page the model reads (docs/architecture.md §7).
 
 :func:`prune_html` parses a raw page with lxml (no network access, no DTD loading or
 entity expansion, comments and processing instructions dropped), removes everything a

@@ -1,4 +1,4 @@
-"""Tree clean-up passes of :func:`shop_env.html.prune_html` (DESIGN §7, §11).
+"""Tree clean-up passes of :func:`shop_env.html.prune_html` (docs/architecture.md §7, §11).
 
 Speed matters (a 1.4 MB page must prune in at most twice the time of a bare lxml parse
 and serialise), so the work is split between lxml's C-level operations

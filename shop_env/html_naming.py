@@ -1,4 +1,4 @@
-"""The naming rule for interactive elements of a pruned page (DESIGN §7).
+"""The naming rule for interactive elements of a pruned page (docs/architecture.md §7).
 
 Every interactive element gets a stable, page-unique ``name``. Other modules (the
 simulated shop, dataset loaders, agents) derive gold action targets from it, so the rule

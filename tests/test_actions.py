@@ -1,4 +1,4 @@
-"""The response parser: DESIGN §4 validity rules and clear messages."""
+"""The response parser: docs/architecture.md §4 validity rules and clear messages."""
 
 import json
 

@@ -1,5 +1,5 @@
-"""Hierarchical action reward with DARS (every cell of DESIGN §5 Table 1), binary reward,
-exact match and type match (DESIGN §6)."""
+"""Hierarchical action reward with DARS (every cell of docs/architecture.md §5 Table 1), binary reward,
+exact match and type match (docs/architecture.md §6)."""
 
 from __future__ import annotations
 

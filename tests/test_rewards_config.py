@@ -1,4 +1,4 @@
-"""RewardConfig: DESIGN §5 defaults, validation, dict round trip, unknown-key errors."""
+"""RewardConfig: docs/architecture.md §5 defaults, validation, dict round trip, unknown-key errors."""
 
 from __future__ import annotations
 

@@ -48,8 +48,11 @@ class TransformersAgent(BaseAgent):
         batch_size: observations per ``generate`` call.
         device: torch device string; default: the model's device, or cuda if available
             for a model this agent loads.
-        context: ``"whole-session"`` or ``"latest-step"`` (see ``shop_env.prompt``).
-        max_prompt_tokens: prompt token budget (older pages dropped first), or None.
+        context: ``"whole-session"`` or ``"latest-step"`` (see ``shop_env.prompt``); None: the
+            ``prompt_settings.json`` saved with a model directory, else whole-session.
+        max_prompt_tokens: prompt token budget (older pages dropped first); None: the saved
+            setting of a model directory, else no budget. An explicit value that differs
+            from the saved one is used, with a warning.
         seed: seeds torch before sampling, for reproducible sampled answers.
 
     Raises:
@@ -68,7 +71,7 @@ class TransformersAgent(BaseAgent):
         max_new_tokens: int = 256,
         batch_size: int = 8,
         device: str | None = None,
-        context: str = "whole-session",
+        context: str | None = None,
         max_prompt_tokens: int | None = None,
         seed: int = 0,
     ) -> None:
@@ -100,8 +103,11 @@ class TransformersAgent(BaseAgent):
         self.top_p = float(top_p)
         self.max_new_tokens = int(max_new_tokens)
         self.batch_size = int(batch_size)
-        self.context = context
-        self.max_prompt_tokens = max_prompt_tokens
+        from shop_env.prompt_settings import resolve_prompt_settings
+
+        prompt = resolve_prompt_settings(model_or_path, context=context, max_prompt_tokens=max_prompt_tokens)
+        self.context = prompt.context
+        self.max_prompt_tokens = prompt.max_prompt_tokens
         self.seed = int(seed)
 
     def __repr__(self) -> str:

@@ -410,9 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="test", choices=("train", "test", "all"),
                         help="which sessions to evaluate on (default: test)")
     parser.add_argument("--out", default=None, help="output directory (default: runs/eval-<agent>)")
-    parser.add_argument("--context", default="whole-session", choices=("whole-session", "latest-step"),
-                        help="prompt context: every past page, or only the current page (paper Tab. 5)")
-    parser.add_argument("--max-history", type=int, default=None, help="keep only the last N past steps")
+    parser.add_argument("--context", default=None, choices=("whole-session", "latest-step"),
+                        help="prompt context: every past page, or only the current page (paper Tab. 5); "
+                             "default: what an hf:<dir> checkpoint was trained with, else whole-session")
+    parser.add_argument("--max-history", type=int, default=None,
+                        help="keep only the last N past steps (default: the checkpoint's, else all)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N states (quick checks)")
     parser.add_argument("--batch-size", type=int, default=8, help="observations per agent call and per flush of predictions.jsonl (openai: agents run up to --concurrency of them at once, so use a multiple of it)")
     parser.add_argument("--no-resume", action="store_true", help="ignore and overwrite existing predictions")
@@ -428,7 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     model.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling threshold")
     model.add_argument("--max-new-tokens", type=int, default=256, help="completion token limit")
-    model.add_argument("--max-prompt-tokens", type=int, default=None, help="prompt budget; oldest pages dropped first")
+    model.add_argument("--max-prompt-tokens", type=int, default=None,
+                       help="prompt budget; oldest pages dropped first (default: the checkpoint's, else none)")
     model.add_argument("--device", default=None, help="torch device for hf: agents (default: cuda if available)")
     api = parser.add_argument_group("openai: agents")
     api.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
@@ -484,6 +487,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.repair and args.no_resume:
         raise UsageError("--repair keeps records of an earlier run; it cannot go with --no-resume")
+    _resolve_prompt_settings(args)
     data = args.data or DEFAULT_SOURCE
     split = None if args.split == "all" else args.split
     config = _load_reward_config(args.reward_config)  # before the data: a typo here should fail fast
@@ -520,6 +524,22 @@ def _run(args: argparse.Namespace) -> int:
     print(f"wrote {out}/{{{PREDICTIONS},{METRICS},{REPORT},{CONFUSION}}}; "
           f"exact match {metrics['exact_match']:.4f} on {metrics['n']} states")
     return 0
+
+
+def _resolve_prompt_settings(args: argparse.Namespace) -> None:
+    """Fill ``--context``/``--max-history``/``--max-prompt-tokens`` from an ``hf:<dir>`` checkpoint's
+    saved prompt settings where not given (a given one that differs is warned about)."""
+    from shop_env.prompt_settings import resolve_prompt_settings
+
+    kind, _, rest = args.agent.partition(":")
+    model_dir = rest.strip() if kind.strip().lower() in ("hf", "vllm") else None
+    try:
+        settings = resolve_prompt_settings(model_dir, context=args.context, max_history=args.max_history,
+                                           max_prompt_tokens=args.max_prompt_tokens)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    args.context, args.max_history = settings.context, settings.max_history
+    args.max_prompt_tokens = settings.max_prompt_tokens
 
 
 def _load_reward_config(path: str | None) -> Any:

@@ -218,5 +218,8 @@ def run_grpo(
     final = out / FINAL
     trainer.save_model(str(final))
     tokenizer.save_pretrained(final)
+    from shop_env.prompt_settings import PromptSettings
+
+    PromptSettings(config.data.context, config.data.max_history, config.data.max_prompt_tokens).save(final)
     (out / "reward_errors.json").write_text(json.dumps({"errors": reward.errors}), encoding="utf-8")
     return final

@@ -364,6 +364,9 @@ def run_sft(
     trainer.save_model(str(final))
     tokenizer.save_pretrained(str(final))
     (final / "sft_settings.json").write_text(json.dumps(settings.to_dict(), indent=1), encoding="utf-8")
+    from shop_env.prompt_settings import PromptSettings
+
+    PromptSettings(settings.context, settings.max_history, settings.max_prompt_tokens).save(final)
     return final
 
 

@@ -42,6 +42,7 @@ class OpenAICompatibleAgent(BaseAgent):
         max_tokens: completion token limit sent to the server.
         context: prompt context, ``"whole-session"`` or ``"latest-step"``.
         max_prompt_tokens: prompt budget passed to ``shop_env.prompt.build_messages``.
+        page_format: ``"compact"`` or ``"html"`` (:mod:`shop_env.html_compact`).
         backoff_base: first backoff in seconds (doubles per retry, with jitter).
         backoff_max: cap of one backoff sleep and of an honoured ``Retry-After``.
         extra_body: more JSON fields merged into every request (e.g. ``top_p``).
@@ -82,6 +83,7 @@ class OpenAICompatibleAgent(BaseAgent):
         max_tokens: int = 512,
         context: str = "whole-session",
         max_prompt_tokens: int | None = None,
+        page_format: str = "compact",
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
         extra_body: dict[str, Any] | None = None,
@@ -97,6 +99,7 @@ class OpenAICompatibleAgent(BaseAgent):
         self.max_tokens = int(max_tokens)
         self.context = context
         self.max_prompt_tokens = max_prompt_tokens
+        self.page_format = page_format
         self.extra_body = dict(extra_body or {})
         try:  # fail here, not on every request of an evaluation
             json.dumps(self.extra_body, allow_nan=False)
@@ -122,7 +125,8 @@ class OpenAICompatibleAgent(BaseAgent):
         """The chat messages for an observation (``shop_env.prompt.build_messages``)."""
         from shop_env.prompt import build_messages
 
-        return build_messages(observation, context=self.context, max_prompt_tokens=self.max_prompt_tokens)
+        return build_messages(observation, context=self.context, max_prompt_tokens=self.max_prompt_tokens,
+                              page_format=self.page_format)
 
     def complete(self, messages: list[dict[str, str]]) -> str:
         """Send one chat request with retries; return the reply text, or ``""`` on failure.

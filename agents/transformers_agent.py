@@ -53,6 +53,8 @@ class TransformersAgent(BaseAgent):
         max_prompt_tokens: prompt token budget (older pages dropped first); None: the saved
             setting of a model directory, else no budget. An explicit value that differs
             from the saved one is used, with a warning.
+        page_format: ``"compact"`` or ``"html"`` (:mod:`shop_env.html_compact`); None: the
+            saved setting of a model directory, else compact.
         seed: seeds torch before sampling, for reproducible sampled answers.
 
     Raises:
@@ -73,6 +75,7 @@ class TransformersAgent(BaseAgent):
         device: str | None = None,
         context: str | None = None,
         max_prompt_tokens: int | None = None,
+        page_format: str | None = None,
         seed: int = 0,
     ) -> None:
         import torch
@@ -105,9 +108,11 @@ class TransformersAgent(BaseAgent):
         self.batch_size = int(batch_size)
         from shop_env.prompt_settings import resolve_prompt_settings
 
-        prompt = resolve_prompt_settings(model_or_path, context=context, max_prompt_tokens=max_prompt_tokens)
+        prompt = resolve_prompt_settings(model_or_path, context=context, max_prompt_tokens=max_prompt_tokens,
+                                         page_format=page_format)
         self.context = prompt.context
         self.max_prompt_tokens = prompt.max_prompt_tokens
+        self.page_format = prompt.page_format
         self.seed = int(seed)
 
     def __repr__(self) -> str:
@@ -118,7 +123,7 @@ class TransformersAgent(BaseAgent):
         from shop_env.prompt import build_messages
 
         messages = build_messages(observation, context=self.context, tokenizer=self.tokenizer,
-                                  max_prompt_tokens=self.max_prompt_tokens)
+                                  max_prompt_tokens=self.max_prompt_tokens, page_format=self.page_format)
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def act(self, observation: Observation) -> str:

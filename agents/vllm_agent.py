@@ -24,6 +24,7 @@ class VLLMAgent(BaseAgent):
         max_new_tokens: completion length limit.
         context: ``"whole-session"`` or ``"latest-step"``.
         max_prompt_tokens: prompt token budget, or None.
+        page_format: ``"compact"`` or ``"html"`` (:mod:`shop_env.html_compact`).
         seed: sampling seed.
         **engine_kwargs: passed to ``vllm.LLM`` (e.g. ``tensor_parallel_size``).
 
@@ -42,6 +43,7 @@ class VLLMAgent(BaseAgent):
         max_new_tokens: int = 256,
         context: str = "whole-session",
         max_prompt_tokens: int | None = None,
+        page_format: str = "compact",
         seed: int = 0,
         **engine_kwargs: Any,
     ) -> None:
@@ -52,6 +54,7 @@ class VLLMAgent(BaseAgent):
         self.model = model
         self.context = context
         self.max_prompt_tokens = max_prompt_tokens
+        self.page_format = page_format
         self.llm = vllm.LLM(model=model, seed=seed, **engine_kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.sampling = vllm.SamplingParams(
@@ -71,7 +74,8 @@ class VLLMAgent(BaseAgent):
         from shop_env.prompt import build_messages
 
         conversations = [
-            build_messages(o, context=self.context, tokenizer=self.tokenizer, max_prompt_tokens=self.max_prompt_tokens)
+            build_messages(o, context=self.context, tokenizer=self.tokenizer, max_prompt_tokens=self.max_prompt_tokens,
+                           page_format=self.page_format)
             for o in observations
         ]
         outputs = self.llm.chat(conversations, self.sampling, use_tqdm=False)

@@ -432,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--max-new-tokens", type=int, default=256, help="completion token limit")
     model.add_argument("--max-prompt-tokens", type=int, default=None,
                        help="prompt budget; oldest pages dropped first (default: the checkpoint's, else none)")
+    model.add_argument("--page-format", choices=("compact", "html"), default=None,
+                       help="how pages enter prompts: compact text or the pruned HTML (default: the checkpoint's, "
+                            "else compact)")
     model.add_argument("--device", default=None, help="torch device for hf: agents (default: cuda if available)")
     api = parser.add_argument_group("openai: agents")
     api.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
@@ -445,7 +448,7 @@ def agent_kwargs(spec: str, args: argparse.Namespace, train_states: Any = None, 
     """Constructor kwargs for ``make_agent(spec)`` from parsed CLI arguments."""
     kind = spec.partition(":")[0].strip().lower()
     common = {"temperature": args.temperature, "max_prompt_tokens": args.max_prompt_tokens,
-              "context": args.context}
+              "context": args.context, "page_format": args.page_format}
     if kind == "random":
         return {"seed": args.seed}
     if kind == "majority":
@@ -535,11 +538,11 @@ def _resolve_prompt_settings(args: argparse.Namespace) -> None:
     model_dir = rest.strip() if kind.strip().lower() in ("hf", "vllm") else None
     try:
         settings = resolve_prompt_settings(model_dir, context=args.context, max_history=args.max_history,
-                                           max_prompt_tokens=args.max_prompt_tokens)
+                                           max_prompt_tokens=args.max_prompt_tokens, page_format=args.page_format)
     except ValueError as err:
         raise UsageError(str(err)) from None
     args.context, args.max_history = settings.context, settings.max_history
-    args.max_prompt_tokens = settings.max_prompt_tokens
+    args.max_prompt_tokens, args.page_format = settings.max_prompt_tokens, settings.page_format
 
 
 def _load_reward_config(path: str | None) -> Any:

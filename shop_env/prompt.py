@@ -7,7 +7,8 @@
   assistant: :func:`format_target` JSON); :func:`step_chats`: one chat per step, for
   ``latest-step`` SFT.
 
-Over budget, the oldest past pages are replaced by :data:`PAGE_DROPPED` first (their
+Pages enter the prompt in the compact form of :mod:`shop_env.html_compact` (about half the
+tokens of the pruned HTML) unless ``page_format="html"``. Over budget, the oldest past pages are replaced by :data:`PAGE_DROPPED` first (their
 actions stay), then the current page is cut and ends with a visible marker
 (``[... page cut here: ...]``). Tokens are counted with the tokenizer when one is given
 (through its chat template when it has one), else estimated as ``ceil(chars / 4)``.
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shop_env.actions import Action, Response
+from shop_env.html_compact import check_page_format, compact_page
 from shop_env.sessions import Session
 from shop_env.states import ObservationBuilder, check_context, parse_history
 
@@ -43,6 +45,8 @@ Answer with exactly one JSON object and nothing else, in this form:
 "name": "<element name, for click and type_and_submit>", \
 "text": "<the text typed, for type_and_submit>"}}"""
 
+#: How pages are written into prompts unless a model's prompt settings say otherwise.
+DEFAULT_PAGE_FORMAT = "compact"
 #: Stands in for a past page dropped to fit the token budget.
 PAGE_DROPPED = "[page omitted to fit the context budget]"
 #: Ends a current page that was cut to fit the token budget.
@@ -95,11 +99,12 @@ def build_messages(
     context: str = "whole-session",
     tokenizer: Any = None,
     max_prompt_tokens: int | None = None,
+    page_format: str = DEFAULT_PAGE_FORMAT,
 ) -> list[dict[str, str]]:
     """The chat messages (system, user) for an observation; see :func:`build_prompt`."""
     # Without a budget the tokenizer changes nothing in the messages: skip counting with it.
     counter = tokenizer if max_prompt_tokens is not None else None
-    return build_prompt(observation, context, counter, max_prompt_tokens).messages
+    return build_prompt(observation, context, counter, max_prompt_tokens, page_format).messages
 
 
 def build_prompt(
@@ -107,6 +112,7 @@ def build_prompt(
     context: str = "whole-session",
     tokenizer: Any = None,
     max_prompt_tokens: int | None = None,
+    page_format: str = DEFAULT_PAGE_FORMAT,
 ) -> PromptBuild:
     """Build the prompt for an env observation, fitted to ``max_prompt_tokens``.
 
@@ -118,15 +124,18 @@ def build_prompt(
         tokenizer: counts tokens (a ``transformers`` tokenizer or a ``tokenizers.Tokenizer``);
             None uses ``ceil(chars / 4)``.
         max_prompt_tokens: the budget; None never cuts.
+        page_format: ``"compact"`` (:func:`shop_env.html_compact.compact_page`, the default)
+            or ``"html"`` (the pruned page as observed).
 
     Returns:
         A :class:`PromptBuild` with the messages and a report of what was cut.
 
     Raises:
-        ValueError: an unknown context, a bad budget, or a malformed observation
-            (naming the key).
+        ValueError: an unknown context or page format, a bad budget, or a malformed
+            observation (naming the key).
     """
     check_context(context)
+    check_page_format(page_format)
     _check_budget(max_prompt_tokens)
     url, page, history, step = _read_observation(observation)
     user: list[_Piece] = []
@@ -137,13 +146,13 @@ def build_prompt(
         user.append(_Piece(f"Step {first + offset}. URL: {entry['url']}\n"))
         if context == "whole-session" and entry["html"] is not None:
             user.append(_Piece("Page:\n"))
-            user.append(_Piece(entry["html"], "page"))
+            user.append(_Piece(page_text(entry["html"], page_format), "page"))
             user.append(_Piece("\n"))
         user.append(_Piece(f"Action: {entry['action']}\n\n"))
     if not history:
         user.append(_Piece("This is the first page of the session.\n\n"))
     user.append(_Piece(f"Current page (step {step + 1}). URL: {url}\n"))
-    user.append(_Piece(page, "current"))
+    user.append(_Piece(page_text(page, page_format), "current"))
     user.append(_Piece("\n\n" + QUESTION))
     chat = [_Message("system", [_Piece(SYSTEM_PROMPT)]), _Message("user", user)]
     return _fit(chat, _Counter(tokenizer), max_prompt_tokens, add_generation_prompt=True)
@@ -154,6 +163,7 @@ def session_chat(
     context: str = "whole-session",
     tokenizer: Any = None,
     max_prompt_tokens: int | None = None,
+    page_format: str = DEFAULT_PAGE_FORMAT,
 ) -> list[dict[str, str]]:
     """A whole session as one multi-turn chat for SFT (loss on the assistant turns).
 
@@ -168,12 +178,14 @@ def session_chat(
             which is not the ``latest-step`` context; use :func:`step_chats` for that.
         tokenizer: counts tokens (see :func:`build_prompt`).
         max_prompt_tokens: the budget for the whole chat; None never cuts.
+        page_format: as for :func:`build_prompt`.
 
     Raises:
-        ValueError: ``context`` is not ``"whole-session"``, a bad budget, or a session
-            without steps.
+        ValueError: ``context`` is not ``"whole-session"``, an unknown page format, a bad
+            budget, or a session without steps.
     """
     check_context(context)
+    check_page_format(page_format)
     if context != "whole-session":
         raise ValueError(
             f"session_chat builds one whole-session chat; context {context!r} would let each turn "
@@ -187,7 +199,8 @@ def session_chat(
     for index, step in enumerate(session.steps):
         kind = "current" if index == last else "page"
         chat.append(
-            _Message("user", [_Piece(f"Step {index + 1}. URL: {step.url}\nPage:\n"), _Piece(step.html, kind)])
+            _Message("user", [_Piece(f"Step {index + 1}. URL: {step.url}\nPage:\n"),
+                               _Piece(page_text(step.html, page_format), kind)])
         )
         chat.append(_Message("assistant", [_Piece(format_target(step.rationale, step.action))]))
     counter = _Counter(tokenizer if max_prompt_tokens is not None else None)
@@ -200,19 +213,20 @@ def step_chats(
     tokenizer: Any = None,
     max_prompt_tokens: int | None = None,
     max_history: int | None = None,
+    page_format: str = DEFAULT_PAGE_FORMAT,
 ) -> list[list[dict[str, str]]]:
     """One chat per step: :func:`build_messages` of the step's observation + the target.
 
     The per-step SFT form, for either context; the budget applies to the prompt part.
 
     Raises:
-        ValueError: an unknown context, bad budget or ``max_history``, or a session
-            without steps.
+        ValueError: an unknown context or page format, bad budget or ``max_history``, or
+            a session without steps.
     """
     builder = ObservationBuilder(session, context, max_history)
     chats = []
     for index, step in enumerate(session.steps):
-        messages = build_messages(builder.observation(index), context, tokenizer, max_prompt_tokens)
+        messages = build_messages(builder.observation(index), context, tokenizer, max_prompt_tokens, page_format)
         messages.append({"role": "assistant", "content": format_target(step.rationale, step.action)})
         chats.append(messages)
     return chats
@@ -280,16 +294,21 @@ def _fit(chat: list[_Message], counter: _Counter, budget: int | None, *, add_gen
     sizes = [counter.text(p.text) for p in pieces]
     total = exact  # the real count, then moved by per-piece differences as pages drop
     dropped = 0
-    for i, piece in enumerate(pieces):  # oldest first: pieces are in chronological order
+    new = counter.text(PAGE_DROPPED)
+    droppable = [i for i, p in enumerate(pieces) if p.kind == "page" and new < sizes[i]]  # shorter ones stay
+    for i in droppable:  # oldest first: pieces are in chronological order
         if total <= budget:
             break
-        new = counter.text(PAGE_DROPPED)
-        if piece.kind == "page" and new < sizes[i]:  # a page shorter than the marker stays
-            piece.text = PAGE_DROPPED
-            total += new - sizes[i]
-            sizes[i] = new
-            dropped += 1
+        pieces[i].text = PAGE_DROPPED
+        total += new - sizes[i]
+        dropped += 1
     if dropped:
+        exact = counter.chat([m.render() for m in chat], add_generation_prompt)
+    # Per-piece counts are not exactly additive: while the real count is still over, drop
+    # the next oldest page before anything cuts the current one.
+    while exact > budget and dropped < len(droppable):
+        pieces[droppable[dropped]].text = PAGE_DROPPED
+        dropped += 1
         exact = counter.chat([m.render() for m in chat], add_generation_prompt)
     current = next((p for p in pieces if p.kind == "current"), None)
     cut_chars = 0
@@ -331,6 +350,11 @@ def _longest_prefix(page: str, allowed: int, counter: _Counter) -> int:
         else:
             hi = mid
     return lo
+
+
+def page_text(html: str, page_format: str = DEFAULT_PAGE_FORMAT) -> str:
+    """A page as it appears in prompts: compacted (``"compact"``) or as observed (``"html"``)."""
+    return compact_page(html) if page_format == "compact" else html
 
 
 def _check_budget(max_prompt_tokens: Any) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shop_env.html_compact import check_page_format
 from shop_env.states import check_context
 
 #: The file inside a model directory.
@@ -40,12 +41,16 @@ class PromptSettings:
         max_history: past steps kept in the prompt (None: all).
         max_prompt_tokens: the prompt token budget (None: unbounded).
         prompt_version: :func:`prompt_version` of the system prompt the model saw.
+        page_format: how pages were written into prompts (``"compact"`` or ``"html"``,
+            see :mod:`shop_env.html_compact`); files saved before this field existed
+            were trained on ``"html"`` and load so.
     """
 
     context: str = "whole-session"
     max_history: int | None = None
     max_prompt_tokens: int | None = None
     prompt_version: str = dataclasses.field(default_factory=prompt_version)
+    page_format: str = "compact"
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``prompt_settings.json`` into ``directory`` (created if missing); returns its path."""
@@ -68,20 +73,24 @@ class PromptSettings:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             known = {f.name for f in dataclasses.fields(cls)}
+            data.setdefault("page_format", "html")  # saved before pages were compacted
             settings = cls(**{k: v for k, v in data.items() if k in known})
             check_context(settings.context)
+            check_page_format(settings.page_format)
         except (OSError, ValueError, TypeError) as err:
             raise ValueError(f"{path}: not valid prompt settings ({err})") from None
         return settings
 
     def resolve(self, *, context: str | None = None, max_history: int | None = None,
-                max_prompt_tokens: int | None = None, source: str = "the checkpoint") -> PromptSettings:
+                max_prompt_tokens: int | None = None, page_format: str | None = None,
+                source: str = "the checkpoint") -> PromptSettings:
         """These settings with the explicitly given ones (not None) applied over them.
 
         Warns (``UserWarning``) for each explicit value that differs from the saved one, and
         when the system prompt changed since the model was trained.
         """
-        asked = {"context": context, "max_history": max_history, "max_prompt_tokens": max_prompt_tokens}
+        asked = {"context": context, "max_history": max_history, "max_prompt_tokens": max_prompt_tokens,
+                 "page_format": page_format}
         changes = {k: v for k, v in asked.items() if v is not None}
         for key, value in changes.items():
             if value != getattr(self, key):
@@ -94,7 +103,7 @@ class PromptSettings:
 
 
 def resolve_prompt_settings(model_dir: Any, *, context: str | None = None, max_history: int | None = None,
-                            max_prompt_tokens: int | None = None) -> PromptSettings:
+                            max_prompt_tokens: int | None = None, page_format: str | None = None) -> PromptSettings:
     """The prompt settings to use with the model in ``model_dir`` (a path, or anything else).
 
     The saved settings with explicit values applied over them (warning on a mismatch), or,
@@ -107,6 +116,7 @@ def resolve_prompt_settings(model_dir: Any, *, context: str | None = None, max_h
         defaults = PromptSettings()
         return dataclasses.replace(defaults, **{k: v for k, v in {
             "context": context, "max_history": max_history, "max_prompt_tokens": max_prompt_tokens,
+            "page_format": page_format,
         }.items() if v is not None})
     return saved.resolve(context=context, max_history=max_history, max_prompt_tokens=max_prompt_tokens,
-                         source=str(model_dir))
+                         page_format=page_format, source=str(model_dir))

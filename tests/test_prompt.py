@@ -15,6 +15,7 @@ from shop_env.prompt import (
     build_messages,
     build_prompt,
     format_target,
+    page_text,
     session_chat,
     step_chats,
 )
@@ -83,8 +84,8 @@ def test_unbudgeted_prompt_has_every_page_and_action_in_order(session):
     text = user["content"]
     positions = []
     for step in session.steps[:-1]:
-        positions += [text.index(step.url), text.index(step.html), text.index(step.action.to_json())]
-    positions.append(text.index(session.steps[-1].html))
+        positions += [text.index(step.url), text.index(page_text(step.html)), text.index(step.action.to_json())]
+    positions.append(text.index(page_text(session.steps[-1].html)))
     assert positions == sorted(positions)
     assert build.dropped_pages == 0 and not build.truncated_current and not build.over_budget
     assert build.n_tokens > len(text) // 4
@@ -98,18 +99,18 @@ def test_system_prompt_describes_actions_and_format():
 def test_latest_step_context_shows_actions_but_not_past_pages(session):
     for obs in (_last_obs(session), build_observation(session, 4, context="latest-step")):
         text = build_messages(obs, context="latest-step")[1]["content"]
-        assert all(s.html not in text for s in session.steps[:-1])
+        assert all(page_text(s.html) not in text for s in session.steps[:-1])
         assert all(s.action.to_json() in text for s in session.steps[:-1])
-        assert session.steps[-1].html in text
+        assert page_text(session.steps[-1].html) in text
 
 
 def test_first_step_prompt(session):
     text = build_messages(build_observation(session, 0))[1]["content"]
-    assert "first page" in text and session.steps[0].html in text
+    assert "first page" in text and page_text(session.steps[0].html) in text
 
 
 def _pages_kept(user_text, session):
-    return [s.html in user_text for s in session.steps[:-1]]
+    return [page_text(s.html) in user_text for s in session.steps[:-1]]
 
 
 @pytest.mark.parametrize("use_tokenizer", [False, True])
@@ -137,7 +138,7 @@ def test_budget_cuts_current_page_with_marker_after_dropping_all(session, bpe, u
     budget = no_pages - 50  # even with no past page the current one must lose some tokens
     build = build_prompt(_last_obs(session), tokenizer=tokenizer, max_prompt_tokens=budget)
     text = build.messages[1]["content"]
-    current = session.steps[-1].html
+    current = page_text(session.steps[-1].html)
     assert build.dropped_pages == 4 and _pages_kept(text, session) == [False] * 4
     assert build.truncated_current and build.cut_chars > 0 and not build.over_budget
     marker = CUT_MARKER.format(cut=build.cut_chars)
@@ -233,7 +234,7 @@ def test_session_chat_alternates_pages_and_targets(session):
     assert chat[0] == {"role": "system", "content": SYSTEM_PROMPT}
     assert [m["role"] for m in chat[1:]] == ["user", "assistant"] * len(session.steps)
     for step, user, assistant in zip(session.steps, chat[1::2], chat[2::2], strict=True):
-        assert step.html in user["content"] and step.url in user["content"]
+        assert page_text(step.html) in user["content"] and step.url in user["content"]
         parsed = parse_response(assistant["content"])
         assert parsed.action == step.action and parsed.rationale == step.rationale
 
@@ -241,7 +242,7 @@ def test_session_chat_alternates_pages_and_targets(session):
 def test_session_chat_budget_drops_oldest_then_cuts_last(session, bpe):
     full = _count(bpe, session_chat(session, tokenizer=bpe))
     chat = session_chat(session, tokenizer=bpe, max_prompt_tokens=full - 1)
-    assert PAGE_DROPPED in chat[1]["content"] and all(s.html in m["content"] for s, m in zip(session.steps[1:], chat[3::2], strict=True))
+    assert PAGE_DROPPED in chat[1]["content"] and all(page_text(s.html) in m["content"] for s, m in zip(session.steps[1:], chat[3::2], strict=True))
     assert _count(bpe, chat) <= full - 1
     tight = session_chat(session, tokenizer=bpe, max_prompt_tokens=full // 4)
     assert all(PAGE_DROPPED in m["content"] for m in tight[1:-2:2])
@@ -256,6 +257,6 @@ def test_session_chat_rejects_latest_step_and_step_chats_cover_it(session):
     assert len(chats) == len(session.steps)
     for k, chat in enumerate(chats):
         assert [m["role"] for m in chat] == ["system", "user", "assistant"]
-        assert session.steps[k].html in chat[1]["content"]
-        assert all(s.html not in chat[1]["content"] for s in session.steps[:k])
+        assert page_text(session.steps[k].html) in chat[1]["content"]
+        assert all(page_text(s.html) not in chat[1]["content"] for s in session.steps[:k])
         assert parse_response(chat[2]["content"]).action == session.steps[k].action

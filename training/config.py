@@ -46,6 +46,7 @@ class DataConfig:
     max_prompt_tokens: int | None = None
     rationales: str = "template"
     test_fraction: float = 0.2
+    page_format: str = "compact"
 
 
 @dataclass
@@ -344,6 +345,7 @@ def _check_choices(config: TrainConfig) -> None:
         "grpo.loss_type": (config.grpo.loss_type, ("dapo", "grpo", "bnpo", "dr_grpo")),
         "grpo.scale_rewards": (config.grpo.scale_rewards, ("group", "batch", "none")),
         "data.context": (config.data.context, ("whole-session", "latest-step")),
+        "data.page_format": (config.data.page_format, ("compact", "html")),
         "eval.split": (config.eval.split, ("train", "test", "all")),
     }
     for key, (value, allowed) in choices.items():

@@ -36,7 +36,7 @@ examples:
 
 config keys:
   name, seed, backend, model
-  data.{sessions,context,max_history,max_prompt_tokens,rationales,test_fraction}
+  data.{sessions,context,max_history,max_prompt_tokens,page_format,rationales,test_fraction}
   sft.{enabled,epochs,max_steps,max_sessions,learning_rate,batch_size,max_seq_tokens}
   grpo.{enabled,steps,learning_rate,batch_size,num_generations,temperature,top_p,kl_beta,
         max_completion_tokens,save_steps,self_certainty_chunk}

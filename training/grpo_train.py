@@ -32,6 +32,7 @@ def build_grpo_dataset(
     context: str = "latest-step",
     tokenizer: Any = None,
     max_prompt_tokens: int | None = None,
+    page_format: str = "compact",
 ) -> Any:
     """A ``datasets.Dataset`` of conversational prompts with the gold action per row.
 
@@ -49,7 +50,8 @@ def build_grpo_dataset(
     rows: dict[str, list[Any]] = {"prompt": [], "gold_action": [], "session_id": [], "step": []}
     for state in states:
         messages = build_messages(
-            state.observation, context=context, tokenizer=tokenizer, max_prompt_tokens=max_prompt_tokens
+            state.observation, context=context, tokenizer=tokenizer, max_prompt_tokens=max_prompt_tokens,
+            page_format=page_format,
         )
         rows["prompt"].append([{"role": m["role"], "content": m["content"]} for m in messages])
         rows["gold_action"].append(state.gold.to_json())
@@ -192,7 +194,8 @@ def run_grpo(
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     dataset = build_grpo_dataset(
-        states, context=config.data.context, tokenizer=tokenizer, max_prompt_tokens=config.data.max_prompt_tokens
+        states, context=config.data.context, tokenizer=tokenizer, max_prompt_tokens=config.data.max_prompt_tokens,
+        page_format=config.data.page_format,
     )
     from training.precision import resolve_precision
 
@@ -220,6 +223,7 @@ def run_grpo(
     tokenizer.save_pretrained(final)
     from shop_env.prompt_settings import PromptSettings
 
-    PromptSettings(config.data.context, config.data.max_history, config.data.max_prompt_tokens).save(final)
+    PromptSettings(config.data.context, config.data.max_history, config.data.max_prompt_tokens,
+                   page_format=config.data.page_format).save(final)
     (out / "reward_errors.json").write_text(json.dumps({"errors": reward.errors}), encoding="utf-8")
     return final

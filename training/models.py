@@ -228,6 +228,7 @@ def build_tiny_model(tokenizer: Any, sizes: TinySpec | None = None, seed: int = 
 
 def _corpus(sessions: Sequence[Session]) -> Iterator[str]:
     """Yield the texts the tiny model reads and writes: prompts, pages, targets."""
+    from shop_env.html_compact import compact_page
     from training.rationales import TemplateRationaleWriter
 
     writer = TemplateRationaleWriter()
@@ -238,6 +239,7 @@ def _corpus(sessions: Sequence[Session]) -> Iterator[str]:
         for index, step in enumerate(session.steps):
             yield step.url
             yield step.html
+            yield compact_page(step.html)  # the page as prompts show it by default
             rationale = step.rationale or writer.write(session, index)
             yield Response(rationale, step.action).to_json()
 

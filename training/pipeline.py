@@ -141,6 +141,7 @@ def sft_stage(config: TrainConfig, model: Any, tokenizer: Any, data: PipelineDat
         seed=config.seed,
         rationales=config.data.rationales,
         precision=config.precision,
+        page_format=config.data.page_format,
     )
     sessions = data.train_sessions
     limit = config.sft.max_sessions
@@ -190,7 +191,7 @@ def eval_stage(config: TrainConfig, model: Any, tokenizer: Any, data: PipelineDa
     agent = TransformersAgent(
         model, tokenizer, temperature=0.0, max_new_tokens=config.eval.max_new_tokens,
         batch_size=config.eval.batch_size, context=config.data.context,
-        max_prompt_tokens=config.data.max_prompt_tokens, seed=config.seed,
+        max_prompt_tokens=config.data.max_prompt_tokens, page_format=config.data.page_format, seed=config.seed,
     )
     return evaluate(agent, data.eval_states, out_dir, config=config.reward_config(),
                     batch_size=config.eval.batch_size, resume=resume, progress=progress)

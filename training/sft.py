@@ -67,6 +67,8 @@ class SFTSettings:
         rationales: writer for steps without a rationale (``"template"`` or ``"openai:MODEL@URL"``).
         precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` (:mod:`training.precision`; bf16 trains
             under autocast with float32 master weights).
+        page_format: how pages are written into the chats (``"compact"`` or ``"html"``;
+            :mod:`shop_env.html_compact`), saved with the model as evaluation needs the same.
     """
 
     epochs: float = 1.0
@@ -88,6 +90,7 @@ class SFTSettings:
     seed: int = 0
     gradient_checkpointing: bool = False
     rationales: str = "template"
+    page_format: str = "compact"
     precision: str = "auto"
 
     @classmethod
@@ -163,7 +166,7 @@ def build_sft_dataset(sessions: Sequence[Session], tokenizer: Any, settings: SFT
     chats: list[list[dict[str, Any]]] = []
     for session in sessions:
         if settings.context == "whole-session":
-            chats.extend(_session_chats(session, tokenizer, settings.max_seq_tokens))
+            chats.extend(_session_chats(session, tokenizer, settings.max_seq_tokens, settings.page_format))
         else:
             chats.extend(_step_chats(session, tokenizer, settings))
     return Dataset.from_dict({"messages": chats})
@@ -185,7 +188,8 @@ def _with_rationales(sessions: Sequence[Session], spec: str) -> list[Session]:
     return fill_rationales(sessions, make_writer(spec), progress=False)
 
 
-def _session_chats(session: Session, tokenizer: Any, budget: int) -> list[list[dict[str, Any]]]:
+def _session_chats(session: Session, tokenizer: Any, budget: int,
+                   page_format: str = "compact") -> list[list[dict[str, Any]]]:
     """Whole-session chats of one session that train every step exactly once, each within ``budget``.
 
     Walking back from the last step, each chat holds steps ``[start, end)``: the trained
@@ -195,13 +199,13 @@ def _session_chats(session: Session, tokenizer: Any, budget: int) -> list[list[d
     page the model cannot see); steps before ``start`` are left out only when even their
     page-less turns do not fit. The next chat ends where this one's trained steps begin.
     """
-    from shop_env.prompt import PAGE_DROPPED, session_chat
+    from shop_env.prompt import PAGE_DROPPED, page_text, session_chat
 
     n_steps = len(session.steps)
-    full = session_chat(session, "whole-session")  # unbudgeted: the exact texts, fast
+    full = session_chat(session, "whole-session", page_format=page_format)  # unbudgeted: the exact texts, fast
     bare = session_chat(
         dataclasses.replace(session, steps=[dataclasses.replace(st, html=PAGE_DROPPED) for st in session.steps]),
-        "whole-session",
+        "whole-session", page_format="html",
     )
     system, users, answers = full[0], full[1::2], full[2::2]
     dropped = bare[1::2]
@@ -225,7 +229,8 @@ def _session_chats(session: Session, tokenizer: Any, budget: int) -> list[list[d
         for i in range(start, end):
             messages.append(dict(users[i] if i >= first else dropped[i]))
             messages.append({**answers[i], "train": i >= first})
-        chats.append(_cut_last_page(messages, session.steps[last].html, tokenizer, budget, session.session_id))
+        chats.append(_cut_last_page(messages, page_text(session.steps[last].html, page_format), tokenizer, budget,
+                                    session.session_id))
         end = first
     chats.reverse()
     return chats
@@ -297,7 +302,7 @@ def _step_chats(session: Session, tokenizer: Any, settings: SFTSettings) -> list
     fits ``max_seq_tokens``. A step whose list of past actions alone is over budget keeps
     only its most recent past actions (16, 8, ... 0).
     """
-    from shop_env.prompt import step_chats
+    from shop_env.prompt import page_text, step_chats
 
     def overflow(chat: list[dict[str, Any]]) -> int:
         # prompt + answer: the chat template renders each message on its own (ChatML)
@@ -310,15 +315,17 @@ def _step_chats(session: Session, tokenizer: Any, settings: SFTSettings) -> list
     def fitted(chat: list[dict[str, Any]], page: str, quiet: bool) -> bool:
         return _cut_page(chat, 1, page, tokenizer, overflow, "" if quiet else session.session_id)[1] <= 0
 
-    chats = step_chats(session, "latest-step", None, None, settings.max_history)  # unbudgeted: fast
+    fmt = settings.page_format
+    chats = step_chats(session, "latest-step", None, None, settings.max_history, fmt)  # unbudgeted: fast
     for index, step in enumerate(session.steps):
-        if fitted(chats[index], step.html, quiet=True):
+        page = page_text(step.html, fmt)
+        if fitted(chats[index], page, quiet=True):
             continue
         for history in (16, 8, 4, 2, 1, 0):
             if settings.max_history is not None and history >= settings.max_history:
                 continue
-            chat = step_chats(session, "latest-step", None, None, history)[index]
-            if fitted(chat, step.html, quiet=history > 0) or history == 0:
+            chat = step_chats(session, "latest-step", None, None, history, fmt)[index]
+            if fitted(chat, page, quiet=history > 0) or history == 0:
                 chats[index] = chat
                 break
     return chats
@@ -366,7 +373,8 @@ def run_sft(
     (final / "sft_settings.json").write_text(json.dumps(settings.to_dict(), indent=1), encoding="utf-8")
     from shop_env.prompt_settings import PromptSettings
 
-    PromptSettings(settings.context, settings.max_history, settings.max_prompt_tokens).save(final)
+    PromptSettings(settings.context, settings.max_history, settings.max_prompt_tokens,
+                   page_format=settings.page_format).save(final)
     return final
 
 

@@ -73,6 +73,7 @@ def rl_rows(
     tokenizer: Any = None,
     max_prompt_tokens: int | None = None,
     start_index: int = 0,
+    page_format: str = "compact",
 ) -> list[dict[str, Any]]:
     """The RL rows of ``sessions``: one per (session, step) state, in state order.
 
@@ -83,6 +84,7 @@ def rl_rows(
         context, max_history: as for :func:`shop_env.states.build_states`.
         tokenizer, max_prompt_tokens: the prompt budget of :func:`shop_env.prompt.build_messages`.
         start_index: ``extra_info.index`` of the first row.
+        page_format: how pages enter the prompt (``"compact"`` or ``"html"``).
 
     Raises:
         ValueError: bad context/max_history/budget (from the prompt and state builders).
@@ -94,7 +96,7 @@ def rl_rows(
     config = dict(reward_config)
     rows = []
     for offset, state in enumerate(build_states(sessions, context=context, max_history=max_history)):
-        messages = build_messages(state.observation, context, tokenizer, max_prompt_tokens)
+        messages = build_messages(state.observation, context, tokenizer, max_prompt_tokens, page_format)
         rows.append(
             {
                 "data_source": source_of[state.session_id],
@@ -120,6 +122,7 @@ def sft_rows(
     max_history: int | None = None,
     tokenizer: Any = None,
     max_prompt_tokens: int | None = None,
+    page_format: str = "compact",
 ) -> list[dict[str, Any]]:
     """The SFT rows of ``sessions`` (``messages`` + ``session_id``); see the module docstring.
 
@@ -131,9 +134,9 @@ def sft_rows(
     rows = []
     for session in sessions:
         if context == "whole-session":
-            chats = [session_chat(session, context, tokenizer, max_prompt_tokens)]
+            chats = [session_chat(session, context, tokenizer, max_prompt_tokens, page_format)]
         else:
-            chats = step_chats(session, context, tokenizer, max_prompt_tokens, max_history)
+            chats = step_chats(session, context, tokenizer, max_prompt_tokens, max_history, page_format)
         for chat in chats:
             rows.append(
                 {
@@ -176,6 +179,7 @@ def export_dataset(
     splits: Sequence[str] = ("train", "test"),
     sft: bool = True,
     sft_max_tokens: int | None = None,
+    page_format: str = "compact",
 ) -> ExportResult:
     """Load sessions, split them and write the RL (and SFT) parquet files of each split.
 
@@ -190,6 +194,7 @@ def export_dataset(
         splits: which splits to write.
         sft: also write the SFT chats.
         sft_max_tokens: token budget of one SFT chat (default: ``max_prompt_tokens``).
+        page_format: how pages enter prompts and chats (``"compact"`` or ``"html"``).
 
     Returns:
         An :class:`ExportResult`.
@@ -209,7 +214,7 @@ def export_dataset(
         part = select_split(sessions, split, test_fraction)
         rows = rl_rows(
             part, split=split, reward_config=full_config, context=context, max_history=max_history,
-            tokenizer=tokenizer, max_prompt_tokens=max_prompt_tokens,
+            tokenizer=tokenizer, max_prompt_tokens=max_prompt_tokens, page_format=page_format,
         )
         result.rl[split] = out / RL_FILES.get(split, f"{split}.parquet")
         result.counts[f"rl/{split}"] = write_parquet(rows, result.rl[split])
@@ -217,6 +222,7 @@ def export_dataset(
             chats = sft_rows(
                 part, context=context, max_history=max_history, tokenizer=tokenizer,
                 max_prompt_tokens=sft_max_tokens if sft_max_tokens is not None else max_prompt_tokens,
+                page_format=page_format,
             )
             result.sft[split] = out / SFT_FILES.get(split, f"sft_{split}.parquet")
             result.counts[f"sft/{split}"] = write_parquet(chats, result.sft[split])
@@ -235,6 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--context", choices=("whole-session", "latest-step"), default=None)
     parser.add_argument("--max-history", type=int, default=None)
     parser.add_argument("--max-prompt-tokens", type=int, default=None)
+    parser.add_argument("--page-format", choices=("compact", "html"), default=None,
+                        help="how pages enter prompts (default: the preset's data.page_format, else compact)")
     parser.add_argument("--tokenizer", default=None, help="local tokenizer folder for the token budget")
     parser.add_argument("--no-sft", action="store_true", help="skip the SFT chat files")
     args = parser.parse_args(argv)
@@ -242,16 +250,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     data, context, max_history, budget, reward, test_fraction = (
         "synthetic:200?seed=0", "whole-session", None, None, {}, 0.2,
     )
+    page_format = "compact"
     if args.config:
         from training.config import load_config
 
         cfg = load_config(args.config)
         data, context, max_history = cfg.data.sessions, cfg.data.context, cfg.data.max_history
         budget, reward, test_fraction = cfg.data.max_prompt_tokens, dict(cfg.reward), cfg.data.test_fraction
+        page_format = cfg.data.page_format
     data = args.data or data
     context = args.context or context
     max_history = args.max_history if args.max_history is not None else max_history
     budget = args.max_prompt_tokens if args.max_prompt_tokens is not None else budget
+    page_format = args.page_format or page_format
     tokenizer = None
     if args.tokenizer:
         from transformers import AutoTokenizer
@@ -261,6 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = export_dataset(
             data, args.out, reward_config=reward, context=context, max_history=max_history,
             max_prompt_tokens=budget, tokenizer=tokenizer, test_fraction=test_fraction, sft=not args.no_sft,
+            page_format=page_format,
         )
     except (ValueError, FileNotFoundError) as err:
         print(f"export failed: {err}", file=sys.stderr)

@@ -210,7 +210,7 @@ def prepare(plan: LaunchPlan, config: Any) -> None:
         context=config.data.context, max_history=config.data.max_history,
         max_prompt_tokens=config.data.max_prompt_tokens, tokenizer=tokenizer,
         test_fraction=config.data.test_fraction, sft=config.sft.enabled,
-        sft_max_tokens=config.sft.max_seq_tokens,
+        sft_max_tokens=config.sft.max_seq_tokens, page_format=config.data.page_format,
     )
     print(result.summary(), flush=True)
     (plan.run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")

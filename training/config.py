@@ -55,7 +55,9 @@ class SFTConfig:
 
     ``max_steps`` caps the optimizer steps (None: all epochs); ``max_sessions`` trains on a
     seeded sample of that many training sessions (None: all), which also bounds the time
-    spent building the chat dataset.
+    spent building the chat dataset. ``batch_size`` is the global batch (chats per optimizer
+    step over all devices); ``micro_batch_size`` is what one device runs per forward/backward
+    (None: all of its share), the rest is gradient accumulation (:mod:`training.batching`).
     """
 
     enabled: bool = True
@@ -65,11 +67,17 @@ class SFTConfig:
     max_seq_tokens: int = 2048
     max_steps: int | None = None
     max_sessions: int | None = None
+    micro_batch_size: int | None = None
+    gradient_checkpointing: bool = False
 
 
 @dataclass
 class GRPOSection:
-    """GRPO: ``batch_size`` is global and counts completions (prompts x num_generations)."""
+    """GRPO: ``batch_size`` is global and counts completions (prompts x num_generations).
+
+    ``micro_batch_size`` completions go through one forward/backward per device (None: all
+    of the device's share); the rest is gradient accumulation (:mod:`training.batching`).
+    """
 
     enabled: bool = True
     steps: int = 10
@@ -86,6 +94,8 @@ class GRPOSection:
     loss_type: str = "dapo"
     #: Advantage normalisation: "group" divides by the std of each prompt's group (GRPO).
     scale_rewards: str = "group"
+    micro_batch_size: int | None = None
+    gradient_checkpointing: bool = False
 
 
 @dataclass
@@ -125,6 +135,24 @@ class TrainConfig:
     def to_yaml(self) -> str:
         """Return the resolved config as YAML."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def batch_plans(self, n_devices: int | None = None) -> dict[str, Any]:
+        """The SFT and GRPO :class:`training.batching.BatchPlan` on ``n_devices`` (None: ``WORLD_SIZE``).
+
+        Raises:
+            ConfigError: a global batch the devices and micro-batch cannot divide.
+        """
+        from training.batching import resolve_batch, world_size
+
+        try:
+            n = world_size() if n_devices is None else n_devices
+            return {
+                "sft": resolve_batch(self.sft.batch_size, self.sft.micro_batch_size, n, key="sft.batch_size"),
+                "grpo": resolve_batch(self.grpo.batch_size, self.grpo.micro_batch_size, n, key="grpo.batch_size",
+                                      multiple_of=self.grpo.num_generations),
+            }
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
 
     def reward_config(self) -> Any:
         """Build the :class:`rewards.RewardConfig` of this run.
@@ -363,6 +391,7 @@ def _check_choices(config: TrainConfig) -> None:
         "sft.max_seq_tokens": config.sft.max_seq_tokens, "eval.max_states": config.eval.max_states,
         "data.max_history": config.data.max_history, "data.max_prompt_tokens": config.data.max_prompt_tokens,
         "grpo.self_certainty_chunk": config.grpo.self_certainty_chunk,
+        "sft.micro_batch_size": config.sft.micro_batch_size, "grpo.micro_batch_size": config.grpo.micro_batch_size,
     }
     positive.update({k: v for k, v in optional_positive.items() if v is not None})
     for key, value in positive.items():

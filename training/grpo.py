@@ -23,7 +23,7 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
 elif str(_REPO_ROOT) not in sys.path:
     sys.path.append(str(_REPO_ROOT))
 
-from training.config import DEFAULT_PRESET, ConfigError, load_config, preset_names  # noqa: E402
+from training.config import DEFAULT_PRESET, ConfigError, TrainConfig, load_config, preset_names  # noqa: E402
 
 EPILOG = """\
 examples:
@@ -37,9 +37,11 @@ examples:
 config keys:
   name, seed, backend, model
   data.{sessions,context,max_history,max_prompt_tokens,page_format,rationales,test_fraction}
-  sft.{enabled,epochs,max_steps,max_sessions,learning_rate,batch_size,max_seq_tokens}
+  sft.{enabled,epochs,max_steps,max_sessions,learning_rate,batch_size,micro_batch_size,
+       gradient_checkpointing,max_seq_tokens}   (batch_size: global, over all devices)
   grpo.{enabled,steps,learning_rate,batch_size,num_generations,temperature,top_p,kl_beta,
-        max_completion_tokens,save_steps,self_certainty_chunk}
+        max_completion_tokens,save_steps,self_certainty_chunk,loss_type,scale_rewards,
+        micro_batch_size,gradient_checkpointing}
   reward.<RewardConfig field>: type_reward, click_name_attr, input_name_attr, input_text_attr,
         input_name_value, dars_factor, rouge_threshold, format_weight, self_certainty_alpha,
         action_reward (hierarchical|binary), use_format, use_self_certainty, self_certainty_variant
@@ -74,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: the config's backend)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the resolved config (and, for verl, the launch plan) and exit")
+    parser.add_argument("--world-size", type=int, default=None, metavar="N",
+                        help="local --dry-run: resolve batches and memory for N devices (default: WORLD_SIZE, "
+                             "which accelerate/torchrun set, else 1)")
     parser.add_argument("--nnodes", type=int, default=1, help="verl: number of nodes (default 1)")
     parser.add_argument("--n-gpus", type=int, default=1, help="verl: GPUs per node (default 1)")
     parser.add_argument("--ray-address", default=None, help="verl: address of a running Ray cluster")
@@ -100,6 +105,36 @@ def _run_verl(config: Any, args: argparse.Namespace) -> int:
                           ray_address=args.ray_address, out_root=args.out) or 0)
 
 
+def describe_resources(config: TrainConfig, plans: dict) -> str:
+    """The ``--dry-run`` lines on batches and per-device memory (YAML comments)."""
+    from training.batching import architecture_of, estimate_memory, generation_steps
+
+    n = plans["sft"].world_size
+    lines = [f"# batches on {n} device{'s' if n != 1 else ''} (global = per device x accumulation x devices):"]
+    for stage, plan, section in (("sft", plans["sft"], config.sft), ("grpo", plans["grpo"], config.grpo)):
+        checkpointing = "on" if section.gradient_checkpointing else "off"
+        lines.append(f"#   {stage}: {plan.describe()}; gradient checkpointing {checkpointing}")
+    arch = architecture_of(config.model)
+    if arch is None:
+        lines.append(f"# memory: no estimate for model {config.model!r} (not a known preset model, no local config.json)")
+        return "\n".join(lines) + "\n"
+    sft, grpo = plans["sft"], plans["grpo"]
+    grpo_seq = (config.data.max_prompt_tokens or config.sft.max_seq_tokens) + config.grpo.max_completion_tokens
+    estimates = {
+        "sft": estimate_memory(arch, seq_tokens=config.sft.max_seq_tokens, micro_batch=sft.per_device,
+                               gradient_checkpointing=config.sft.gradient_checkpointing,
+                               supervised_tokens=min(config.sft.max_seq_tokens, 1024)),
+        "grpo": estimate_memory(arch, seq_tokens=grpo_seq, micro_batch=grpo.per_device,
+                                gradient_checkpointing=config.grpo.gradient_checkpointing,
+                                supervised_tokens=config.grpo.max_completion_tokens,
+                                reference_model=config.grpo.kl_beta > 0, generation_tokens=grpo_seq,
+                                generation_batch=grpo.per_device * generation_steps(grpo, config.grpo.num_generations)),
+    }
+    lines.append("# memory per device, estimated (training/batching.py; data parallel, bf16 autocast, AdamW):")
+    lines += [f"#   {stage}: {estimate.describe()}" for stage, estimate in estimates.items()]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = build_parser().parse_args(argv)
@@ -117,7 +152,14 @@ def main(argv: list[str] | None = None) -> int:
         print(config.to_yaml(), end="")
     if config.backend == "verl":
         return _run_verl(config, args)
+    if args.world_size is not None and args.world_size < 1:
+        return _fail("--world-size must be >= 1")
+    try:
+        plans = config.batch_plans(args.world_size)
+    except ConfigError as err:
+        return _fail(str(err))
     if args.dry_run:
+        print(describe_resources(config, plans), end="")
         return 0
     try:
         config.reward_config()

@@ -114,20 +114,29 @@ def _metrics_callback(path: Path) -> Any:
 
 
 def grpo_args(config: TrainConfig, out_dir: Path, *, progress: bool = True) -> Any:
-    """The ``GRPOConfig`` for a run (single process: the global batch is the device batch)."""
+    """The ``GRPOConfig`` for a run: ``grpo.batch_size`` completions per optimizer step over all
+    ``WORLD_SIZE`` processes, ``grpo.micro_batch_size`` per device per forward/backward.
+
+    Rollouts are generated for the fewest micro-steps that hold whole groups
+    (``steps_per_generation``), so the KV cache of one generation call stays small when the
+    micro-batch is 1.
+    """
     from trl import GRPOConfig
 
+    from training.batching import generation_steps
     from training.precision import default_device, resolve_precision
 
     g = config.grpo
+    plan = config.batch_plans()["grpo"]
     cuda = default_device() == "cuda"
     precision = resolve_precision(config.precision)
     return GRPOConfig(
         output_dir=str(out_dir / CHECKPOINTS),
         max_steps=g.steps,
         learning_rate=g.learning_rate,
-        per_device_train_batch_size=g.batch_size,
-        gradient_accumulation_steps=1,
+        per_device_train_batch_size=plan.per_device,
+        gradient_accumulation_steps=plan.accumulation,
+        steps_per_generation=generation_steps(plan, g.num_generations),
         num_generations=g.num_generations,
         temperature=g.temperature,
         top_p=g.top_p,
@@ -148,7 +157,7 @@ def grpo_args(config: TrainConfig, out_dir: Path, *, progress: bool = True) -> A
         bf16=precision == "bf16",  # autocast with float32 master weights, on CPU as on GPU
         disable_tqdm=not progress,
         dataloader_num_workers=0,
-        gradient_checkpointing=False,  # recomputation only pays off for big models on GPU
+        activation_checkpointing=g.gradient_checkpointing,  # pays off for big models on GPU only
         log_completions=False,
     )
 

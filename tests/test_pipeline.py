@@ -83,3 +83,16 @@ def test_whole_pipeline_cli_runs_and_resumes(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "SFT: reusing" in again.stderr and "GRPO: reusing" in again.stderr
     assert [r["step"] for r in read_metrics(run / "grpo" / "metrics.jsonl")] == [1, 2]
+
+
+@pytest.mark.parametrize(("preset", "overrides", "label"), [
+    ("paper-qwen2.5-3b", [], "Shop-R1"),
+    ("ablation-latest-step", [], "Shop-R1 (latest-step context)"),
+    ("ablation-no-dars", [], "SFT + RL (ablation-no-dars)"),
+    ("ablation-no-sft", [], "RL (ablation-no-sft)"),
+    ("tiny-cpu", [], "Shop-R1 (latest-step context)"),
+])
+def test_rl_rows_are_labelled_by_what_was_trained(preset, overrides, label):
+    from training.pipeline import rl_label
+
+    assert rl_label(load_config(preset, overrides)) == label

@@ -223,14 +223,19 @@ def oracle_stage(config: TrainConfig, data: PipelineData, out_dir: Path, *, prog
 
 
 def rl_label(config: TrainConfig) -> str:
-    """The table label of the GRPO model: "Shop-R1" for the full recipe, else what it is."""
+    """The table label of the GRPO model: what was trained.
+
+    "Shop-R1" for the full recipe on the paper's whole-session prompts, "Shop-R1 (latest-step
+    context)" for the full recipe on latest-step prompts, else "SFT + RL (<preset>)" or
+    "RL (<preset>)".
+    """
     from rewards import RewardConfig
 
     reward = config.reward_config()
     full = (config.sft.enabled and reward.action_reward == "hierarchical" and reward.use_format
             and reward.use_self_certainty and reward.dars_factor == RewardConfig().dars_factor)
     if full:
-        return SHOP_R1
+        return SHOP_R1 if config.data.context == "whole-session" else f"{SHOP_R1} ({config.data.context} context)"
     prefix = "SFT + RL" if config.sft.enabled else "RL"
     return f"{prefix} ({config.name})"
 

@@ -64,23 +64,31 @@ class Step:
 
 @dataclass
 class Session:
-    """One logged shopping session."""
+    """One logged shopping session.
+
+    ``split`` is the data set's own split (``"train"``/``"test"``) when the source publishes
+    one (OPeRA); None leaves the assignment to the hash rule of :func:`split_of`.
+    """
 
     session_id: str
     steps: list[Step]
     user_id: str | None = None
     persona: Any = None
     source: str = "jsonl"
+    split: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the canonical JSON object of this session."""
-        return {
+        """Return the canonical JSON object of this session (``split`` only when set)."""
+        out = {
             "session_id": self.session_id,
             "user_id": self.user_id,
             "source": self.source,
             "persona": self.persona,
             "steps": [step.to_dict() for step in self.steps],
         }
+        if self.split is not None:
+            out["split"] = self.split
+        return out
 
 
 @dataclass
@@ -134,12 +142,16 @@ def session_from_dict(data: Any, where: str, source: str = "jsonl") -> Session:
         raise SessionFormatError(where, "steps", "must be a non-empty list")
     steps = [_step_from_dict(raw, where, f"steps[{i}]") for i, raw in enumerate(steps_raw)]
     src = data.get("source", source)
+    own_split = data.get("split")
+    if own_split not in (None, "train", "test"):
+        raise SessionFormatError(where, "split", f"must be 'train', 'test' or null, got {own_split!r}")
     return Session(
         session_id=str(sid),
         steps=steps,
         user_id=None if user is None else str(user),
         persona=data.get("persona"),
         source=src if isinstance(src, str) else source,
+        split=own_split,
     )
 
 
@@ -293,8 +305,24 @@ def split_of(session_id: str, test_fraction: float = 0.2) -> str:
     return "test" if int.from_bytes(digest[:8], "big") / 2**64 < test_fraction else "train"
 
 
+def session_split(session: Session, test_fraction: float = 0.2) -> str:
+    """The split of a session: the data set's own (``session.split``) when it has one, else
+    the hash of its id (:func:`split_of`). The one rule training, export, env and evaluation use."""
+    return session.split if session.split is not None else split_of(session.session_id, test_fraction)
+
+
+def split_rule(sessions: Iterable[Session], test_fraction: float = 0.2) -> str:
+    """Says which rule :func:`session_split` applies to ``sessions``, for reports."""
+    own = {s.split is not None for s in sessions}
+    if own == {True}:
+        return "the data set's own train/test split"
+    hashed = f"a hash of the session id (test fraction {test_fraction:g})"
+    return hashed if own != {True, False} else f"the data set's own split where given, else {hashed}"
+
+
 def select_split(sessions: Iterable[Session], split: str | None, test_fraction: float = 0.2) -> list[Session]:
-    """Keep the sessions of ``split`` (``train``, ``test`` or None/``all`` for every one).
+    """Keep the sessions of ``split`` (``train``, ``test`` or None/``all`` for every one),
+    by :func:`session_split`.
 
     Raises:
         ValueError: an unknown split name.
@@ -303,4 +331,4 @@ def select_split(sessions: Iterable[Session], split: str | None, test_fraction: 
         return list(sessions)
     if split not in ("train", "test"):
         raise ValueError(f"unknown split {split!r}: expected 'train', 'test', 'all' or None")
-    return [s for s in sessions if split_of(s.session_id, test_fraction) == split]
+    return [s for s in sessions if session_split(s, test_fraction) == split]

@@ -8,7 +8,7 @@ import pytest
 
 from shop_env import Action, Session, SessionFormatError, SkipReport, Step, load_sessions
 from shop_env.datasets.tables import MissingColumnError
-from shop_env.sessions import write_jsonl
+from shop_env.sessions import split_of, write_jsonl
 
 HTML = '<html><body><input name="search_input"/><a name="results.tent">Tent</a></body></html>'
 
@@ -155,3 +155,58 @@ def test_jsonl_source_and_session_list(tmp_path):
         load_sessions("ftp:whatever")
     with pytest.raises(TypeError):
         load_sessions(["not a session"])  # type: ignore[list-item]
+
+
+def test_the_official_opera_split_is_used_by_training_export_env_and_evaluation(opera_root, tmp_path):
+    """One split rule: a data set's own split wins over the session-id hash, everywhere."""
+    import gymnasium as gym
+    import pyarrow.parquet as pq
+
+    from benchmarks.evaluate import main as evaluate_main
+    from shop_env.sessions import select_split, split_rule
+    from training.config import load_config
+    from training.pipeline import prepare_data
+    from training.verl_backend.export import export_dataset
+
+    source = f"opera:{opera_root}"
+    sessions = load_sessions(source)
+    assert {s.session_id: s.split for s in sessions} == {"u1_100_200": "train", "u2_300_400": "test"}
+    # With test_fraction 1.0 the hash would put every session in test: the published split must win.
+    assert split_of("u1_100_200", 1.0) == "test"
+    assert [s.session_id for s in select_split(sessions, "train", 1.0)] == ["u1_100_200"]
+    assert split_rule(sessions) == "the data set's own train/test split"
+
+    config = load_config("tiny-cpu", [f"data.sessions={source}", "data.test_fraction=0.99"])
+    data = prepare_data(config)
+    assert [s.session_id for s in data.train_sessions] == ["u1_100_200"]
+    assert [s.session_id for s in data.test_sessions] == ["u2_300_400"]
+    assert data.split_rule == "the data set's own train/test split"
+
+    result = export_dataset(source, tmp_path / "verl", test_fraction=0.99, sft=False)
+    test_ids = {row["extra_info"]["session_id"] for row in pq.read_table(result.rl["test"]).to_pylist()}
+    train_ids = {row["extra_info"]["session_id"] for row in pq.read_table(result.rl["train"]).to_pylist()}
+    assert (train_ids, test_ids) == ({"u1_100_200"}, {"u2_300_400"})
+
+    env = gym.make("ShopReplay-v0", sessions=source, split="test")
+    _, info = env.reset(seed=0)
+    assert info["session_id"] == "u2_300_400"
+
+    out = tmp_path / "eval"
+    assert evaluate_main(["--agent", "heuristic", "--data", source, "--split", "test", "--out", str(out),
+                          "--no-progress"]) == 0
+    scored = {json.loads(line)["session_id"] for line in (out / "predictions.jsonl").read_text().splitlines()}
+    assert scored == {"u2_300_400"}
+
+
+def test_a_session_file_keeps_its_split(tmp_path):
+    path = tmp_path / "s.jsonl"
+    write_jsonl([Session("a", [Step("u", HTML, Action("terminate"))], split="test"),
+                 Session("b", [Step("u", HTML, Action("terminate"))])], path)
+    loaded = load_sessions(str(path))
+    assert [s.split for s in loaded] == ["test", None]
+    expected = ["a"] + (["b"] if split_of("b") == "test" else [])
+    assert [s.session_id for s in load_sessions(str(path), split="test")] == expected
+    path.write_text(json.dumps({"session_id": "c", "split": "dev", "steps": [
+        {"url": "u", "html": HTML, "action": {"type": "terminate"}}]}) + "\n")
+    with pytest.raises(SessionFormatError, match="split"):
+        load_sessions(str(path))

@@ -36,6 +36,8 @@ class PipelineData:
     test_sessions: list[Any]
     train_states: list[Any]
     eval_states: list[Any]
+    #: which rule split train/test (:func:`shop_env.sessions.split_rule`), for the report
+    split_rule: str = ""
 
 
 @dataclass
@@ -63,13 +65,17 @@ def write_resolved_config(config: TrainConfig, run_dir: Path) -> Path:
 
 
 def prepare_data(config: TrainConfig) -> PipelineData:
-    """Load the sessions, split train/test by session id, build the states.
+    """Load the sessions, split train/test, build the states.
+
+    The split is :func:`shop_env.sessions.session_split`: a data set's own split (OPeRA's
+    train/test files) when it has one, else a hash of the session id, the same rule as the
+    verl export, the env and ``benchmarks/evaluate.py --split``.
 
     The evaluation states are a seeded sample of ``eval.max_states`` states of the
     evaluation split (all of them when None), in their original order.
     """
     from shop_env.datasets import load_sessions
-    from shop_env.sessions import select_split
+    from shop_env.sessions import select_split, split_rule
     from shop_env.states import build_states
 
     sessions = load_sessions(config.data.sessions)
@@ -87,7 +93,7 @@ def prepare_data(config: TrainConfig) -> PipelineData:
         keep = sorted(random.Random(config.seed).sample(range(len(eval_states)), limit))
         eval_states = [eval_states[i] for i in keep]
     train_states = build_states(train, context=context, max_history=history)
-    return PipelineData(train, test, train_states, eval_states)
+    return PipelineData(train, test, train_states, eval_states, split_rule(sessions, config.data.test_fraction))
 
 
 def base_model(config: TrainConfig, data: PipelineData, cache_dir: Path) -> tuple[Any, Any]:
@@ -303,5 +309,5 @@ def run_pipeline(config: TrainConfig, out_root: str | os.PathLike[str] = "runs",
     except Exception as err:  # real logs have no shopper model: the ceiling is simply absent
         say(f"no oracle ceiling for this data: {type(err).__name__}: {err}")
     wall = time.perf_counter() - started
-    table = write_report(run_dir, config, rows, timings=timings, wall_s=wall)
+    table = write_report(run_dir, config, rows, timings=timings, wall_s=wall, split_rule=data.split_rule)
     return PipelineResult(run_dir, rows, table, wall, timings)

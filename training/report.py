@@ -102,8 +102,11 @@ def plot_training(metrics: Sequence[dict[str, Any]], out_dir: str | os.PathLike[
 
 
 def write_report(run_dir: str | os.PathLike[str], config: TrainConfig, rows: dict[str, dict[str, Any]],
-                 *, timings: dict[str, float] | None = None, wall_s: float | None = None) -> str:
+                 *, timings: dict[str, float] | None = None, wall_s: float | None = None,
+                 split_rule: str = "") -> str:
     """Write ``report.md``, ``results.json`` and the plots of a run; return the table.
+
+    ``split_rule`` says how train and test were split (:func:`shop_env.sessions.split_rule`).
 
     The plots come from ``<run_dir>/grpo/metrics.jsonl`` when GRPO ran.
     """
@@ -122,6 +125,7 @@ def write_report(run_dir: str | os.PathLike[str], config: TrainConfig, rows: dic
         f"{len(rows)} rows evaluated on split `{config.eval.split}`"
         + (f" ({config.eval.max_states} states max)." if config.eval.max_states else "."),
         f"Precision `{resolve_precision(config.precision)}` (setting `{config.precision}`).",
+        *([f"Train/test split: {split_rule}."] if split_rule else []),
         "",
         "## Results",
         "",
@@ -141,6 +145,6 @@ def write_report(run_dir: str | os.PathLike[str], config: TrainConfig, rows: dic
     lines += ["## Resolved config", "", "```yaml", config.to_yaml().rstrip(), "```", ""]
     root.mkdir(parents=True, exist_ok=True)
     (root / "report.md").write_text("\n".join(lines), encoding="utf-8")
-    payload = {"name": config.name, "rows": rows, "timings": timings or {}, "wall_s": wall_s}
+    payload = {"name": config.name, "rows": rows, "timings": timings or {}, "wall_s": wall_s, "split_rule": split_rule}
     (root / "results.json").write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
     return table

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from shop_env.actions import Action
-from shop_env.datasets.tables import TABLE_SUFFIXES, find_tables, read_table
+from shop_env.datasets.tables import TABLE_SUFFIXES, find_tables, read_table, split_of_path
 from shop_env.sessions import Session, SessionFormatError, SkipReport, Step
 
 ACTION_COLUMNS = ("session_id", "timestamp", "action_type", "simplified_html")
@@ -74,10 +74,15 @@ def load_opera(
     users = _user_personas(base / "user", split)
     session_users = _session_users(base / "session", split)
     rows: list[tuple[str, dict[str, Any]]] = []
+    split_of_row: dict[str, str | None] = {}
     for path in action_files:
+        own = split if split in ("train", "test") else split_of_path(path, action_dir)
+        own = own if own in ("train", "test") else None  # the hash rule decides the rest
         for index, row in enumerate(read_table(path, ACTION_COLUMNS)):
-            rows.append((f"{os.fspath(path)}:row {index}", row))
-    return _build_sessions(rows, session_users, users, skip_invalid, report)
+            where = f"{os.fspath(path)}:row {index}"
+            rows.append((where, row))
+            split_of_row[where] = own
+    return _build_sessions(rows, session_users, users, skip_invalid, report, split_of_row)
 
 
 def _load_from_hub(root: str, split: str | None, version: str, skip_invalid: bool, report: SkipReport) -> list[Session]:
@@ -91,14 +96,17 @@ def _load_from_hub(root: str, split: str | None, version: str, skip_invalid: boo
     rows: list[tuple[str, dict[str, Any]]] = []
     users: dict[str, Any] = {}
     session_users: dict[str, str] = {}
+    split_of_row: dict[str, str | None] = {}
     for name in splits:
         for index, row in enumerate(load_dataset(root, f"{version}_action", split=name)):
-            rows.append((f"{root}/{version}_action[{name}]:row {index}", row))
+            where = f"{root}/{version}_action[{name}]:row {index}"
+            rows.append((where, row))
+            split_of_row[where] = name
         for row in load_dataset(root, f"{version}_session", split=name):
             session_users[str(row["session_id"])] = str(row["user_id"])
         for row in load_dataset(root, f"{version}_user", split=name):
             users[str(row["user_id"])] = _persona(row)
-    return _build_sessions(rows, session_users, users, skip_invalid, report)
+    return _build_sessions(rows, session_users, users, skip_invalid, report, split_of_row)
 
 
 def _tables(folder: Path, split: str | None) -> list[Path]:
@@ -146,8 +154,11 @@ def _build_sessions(
     users: dict[str, Any],
     skip_invalid: bool,
     report: SkipReport,
+    split_of_row: dict[str, str | None],
 ) -> list[Session]:
+    """Sessions from action rows; each takes the published split its first row came from."""
     grouped: dict[str, list[tuple[float, str, Step]]] = defaultdict(list)
+    own_split: dict[str, str | None] = {}
     for where, row in rows:
         try:
             item = _row_to_step(where, row)
@@ -159,12 +170,15 @@ def _build_sessions(
         if item is None:  # a browser event, not a page action
             report.dropped += 1
             continue
-        grouped[_text(row["session_id"]).strip()].append((item[0], str(row.get("action_id") or ""), item[1]))
+        session_id = _text(row["session_id"]).strip()
+        grouped[session_id].append((item[0], str(row.get("action_id") or ""), item[1]))
+        own_split.setdefault(session_id, split_of_row.get(where))
     sessions = []
     for session_id in sorted(grouped):
         steps = [step for _, _, step in sorted(grouped[session_id], key=lambda t: (t[0], t[1]))]
         user = session_users.get(session_id) or _user_from_session_id(session_id)
-        sessions.append(Session(session_id, steps, user_id=user, persona=users.get(user or ""), source="opera"))
+        sessions.append(Session(session_id, steps, user_id=user, persona=users.get(user or ""), source="opera",
+                                split=own_split.get(session_id)))
     return sessions
 
 

@@ -37,10 +37,12 @@ def find_tables(folder: Path, split: str | None) -> list[Path]:
     )
     if split in (None, "all"):
         return files
-    return [p for p in files if _split_of_path(p, folder) == split]
+    return [p for p in files if split_of_path(p, folder) == split]
 
 
-def _split_of_path(path: Path, root: Path) -> str | None:
+def split_of_path(path: Path, root: Path) -> str | None:
+    """The split a table file under ``root`` belongs to, by its name or folder
+    (``train``, ``test``, ``validation``), or None."""
     for part in path.relative_to(root).parts:
         for name in ("train", "test", "validation"):
             if part == name or part.startswith(name + "-") or part.startswith(name + "."):

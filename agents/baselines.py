@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from agents.base import BaseAgent, Observation
-from agents.page import PageElement, page_elements
 from shop_env.actions import Action, FormatError, Response
+from shop_env.page import PageElement, page_elements
 
 # Fallback search queries when the page offers no words to reuse.
 _QUERIES = ("running shoes", "tent", "coffee maker", "wireless headphones", "backpack", "desk lamp")

@@ -9,10 +9,8 @@ An episode is one logged session. At each step the agent sees the page the human
 
 from __future__ import annotations
 
-import html as html_lib
 import operator
 import os
-import re
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,17 +22,13 @@ from gymnasium.vector.utils.shared_memory import create_shared_memory
 
 import rewards
 from shop_env.actions import Action, FormatError, parse_response
+from shop_env.page import page_element_names
 from shop_env.sessions import Session, select_split
 from shop_env.states import ObservationBuilder, check_context, check_max_history, max_steps
 
 # Characters that ``AnyText.sample()`` draws from: printable ASCII is enough to exercise
 # the parser with junk; real agents send JSON.
 _SAMPLE_CHARSET = "".join(chr(c) for c in range(32, 127))
-# ``name`` attributes of a pruned page (docs/architecture.md §7 names every interactive element). lxml
-# separates attributes by one space, and a literal " name=" prefix lets the regex engine
-# scan fast (a leading \s class is ~5x slower; re-parsing the page far slower still).
-_NAME_DOUBLE = re.compile(r' name="([^"]*)"')
-_NAME_SINGLE = re.compile(r" name='([^']*)'")
 _RESET_OPTIONS = ("session_id", "session_index")
 # Observation builders kept (least recently used dropped): bounds the memory that cached
 # history JSON takes while making repeated episodes of the same sessions cheap.
@@ -83,21 +77,6 @@ for _handler in (create_shared_memory, flatdim, flatten, flatten_space, unflatte
     _handler.register(AnyText)(_not_fixed_size)
 
 
-def page_element_names(page: str) -> list[str]:
-    """The ``name`` attributes of the elements of a (pruned) page, in document order, unique.
-
-    Cheap regex extraction for pages that :func:`shop_env.prune_html` already simplified
-    (every ``name`` attribute there is an interactive element's); entities in names are
-    decoded. A page whose visible text literally contains `` name="..."`` would add that
-    string too: pruned pages are not expected to.
-    """
-    found = [(m.start(), m.group(1)) for m in _NAME_DOUBLE.finditer(page)]
-    if "name='" in page:
-        found = sorted(found + [(m.start(), m.group(1)) for m in _NAME_SINGLE.finditer(page)])
-    names: dict[str, None] = {}
-    for _, raw in found:
-        names.setdefault(html_lib.unescape(raw) if "&" in raw else raw, None)
-    return list(names)
 
 
 def _load_sessions(sessions: Any, split: str | None) -> tuple[list[Session], str]:
@@ -377,4 +356,4 @@ def _parse(text: str) -> tuple[Action | None, str | None]:
         return None, str(err)
 
 
-__all__ = ["AnyText", "ShopReplayEnv", "page_element_names"]
+__all__ = ["AnyText", "ShopReplayEnv"]

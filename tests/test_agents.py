@@ -19,8 +19,8 @@ from agents import (
     RandomAgent,
     make_agent,
 )
-from agents.page import page_elements
 from shop_env.actions import Action, parse_response
+from shop_env.page import page_elements
 from shop_env.sessions import Session, Step, read_jsonl, write_jsonl
 from shop_env.states import build_states
 

@@ -10,7 +10,8 @@ from gymnasium.utils.env_checker import check_env
 
 import shop_env
 from shop_env import Action, Session, Step
-from shop_env.env import AnyText, ShopReplayEnv, page_element_names
+from shop_env.env import AnyText, ShopReplayEnv
+from shop_env.page import page_element_names
 from shop_env.sessions import select_split, write_jsonl
 
 # Warnings check_env may raise that are about the checker, not the env.
@@ -341,3 +342,9 @@ def test_flattening_the_unbounded_text_space_is_refused():
         flatdim(space)
     with pytest.raises(TypeError, match="any length"):
         flatten(space["html"], "x" * 100)
+
+
+def test_candidates_keep_names_on_containers_and_never_an_empty_name():
+    page = ('<body><div name="">wrapper</div><ul name="results"><li name="results.tent_1">Tent</li></ul>'
+            '<span data-semantic-id="filters.red">Red</span><a name="">nothing</a></body>')
+    assert page_element_names(page) == ["results", "results.tent_1", "filters.red"]

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.page import page_elements
 from shop_env import load_sessions, prune_html
 from shop_env.html_compact import PAGE_FORMATS, check_page_format, compact_page
+from shop_env.page import page_elements
 from shop_env.prompt import build_messages, page_text
 from shop_env.prompt_settings import PROMPT_SETTINGS_FILE, PromptSettings
 from shop_env.states import build_observation

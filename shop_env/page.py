@@ -1,7 +1,9 @@
-"""Read the named interactive elements of a (pruned) page, for the baseline agents.
+"""Read the named elements of a (pruned) page: the one reader of page names (docs/architecture.md §7).
 
-The pruned pages of docs/architecture.md §7 give every interactive element a ``name``; the baselines
-only need those names, whether an element takes typed text, and its visible text.
+The pruned pages of docs/architecture.md §7 give every interactive element a ``name``; data sets
+that ship simplified pages (OPeRA) put names on any tag, containers included. The env's
+candidate list, the baselines and the tests all read names here: the name, whether the
+element takes typed text, and its visible text. An empty name (``name=""``) names nothing.
 Parsing is lenient (any string, even broken HTML, yields a possibly empty list) and never
 touches the network (the HTML parser reads no DTD and expands no external entities).
 """
@@ -28,6 +30,11 @@ class PageElement:
     tag: str
     kind: str
     text: str
+
+
+def page_element_names(page: str) -> list[str]:
+    """The non-empty ``name``s of a page's elements, in document order, each once."""
+    return [element.name for element in page_elements(page)]
 
 
 def page_elements(html: str) -> list[PageElement]:

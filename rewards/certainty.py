@@ -22,7 +22,7 @@ DEFAULT_CHUNK_TOKENS = 64
 
 
 def self_certainty(logits: Any, mask: Any, variant: str = "kl_p_u",
-                   chunk_size: int = DEFAULT_CHUNK_TOKENS) -> torch.Tensor:
+                   chunk_size: int = DEFAULT_CHUNK_TOKENS, temperature: float = 1.0) -> torch.Tensor:
     """Mean self-certainty of the masked tokens of each row.
 
     Math runs in float32 whatever the input dtype, without autograd (the result is a
@@ -36,12 +36,15 @@ def self_certainty(logits: Any, mask: Any, variant: str = "kl_p_u",
         variant: ``"kl_p_u"`` or ``"kl_u_p"``.
         chunk_size: masked positions processed at once; bounds extra memory to a few
             ``chunk_size x vocab`` float32 tensors.
+        temperature: measure ``softmax(logits / temperature)`` (the distribution tokens
+            were sampled from; ``RewardConfig.self_certainty_temperature``).
 
     Returns:
         float32 tensor ``[batch]``; 0 for a row without masked tokens.
 
     Raises:
-        ValueError: wrong shapes, empty vocabulary, unknown variant, or chunk_size < 1.
+        ValueError: wrong shapes, empty vocabulary, unknown variant, chunk_size < 1 or a
+            temperature that is not a finite number > 0.
     """
     import torch
 
@@ -50,6 +53,9 @@ def self_certainty(logits: Any, mask: Any, variant: str = "kl_p_u",
                          f"got {variant!r}")
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+            math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
     logits = torch.as_tensor(logits)
     if logits.dim() != 3:
         raise ValueError(f"logits must be [batch, tokens, vocab], got shape {tuple(logits.shape)}")
@@ -68,6 +74,8 @@ def self_certainty(logits: Any, mask: Any, variant: str = "kl_p_u",
             stop = start + chunk_size
             # Advanced indexing copies just these positions: [chunk, vocab].
             z = logits[rows[start:stop], cols[start:stop]].to(torch.float32)
+            if temperature != 1.0:
+                z = z / temperature
             per_token[start:stop] = _kl_p_u(z, log_vocab) if variant == "kl_p_u" else _kl_u_p(z, log_vocab)
             del z
         sums = torch.zeros(batch, dtype=torch.float32, device=logits.device)

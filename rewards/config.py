@@ -52,6 +52,11 @@ class RewardConfig:
         use_format: pay ``format_weight`` for a valid response.
         use_self_certainty: add ``alpha * self_certainty``.
         self_certainty_variant: ``"kl_p_u"`` (paper Eq. 3) or ``"kl_u_p"``.
+        self_certainty_temperature: the temperature ``T`` of the distribution whose
+            certainty is measured, ``softmax(z / T)``. None (the default) means the
+            temperature the rationale was sampled at: ``grpo.temperature`` in GRPO (the
+            distribution that produced the tokens, and the one verl's actor returns
+            entropies of, so both backends pay the same bonus), 1 for greedy evaluation.
 
     Raises:
         ValueError: on construction, naming the field, when a weight is not a finite
@@ -73,6 +78,7 @@ class RewardConfig:
     use_format: bool = True
     use_self_certainty: bool = True
     self_certainty_variant: str = "kl_p_u"
+    self_certainty_temperature: float | None = None
 
     def __post_init__(self) -> None:
         for name in _WEIGHTS:
@@ -92,6 +98,11 @@ class RewardConfig:
                 )
         _choice("action_reward", self.action_reward, ACTION_REWARD_MODES)
         _choice("self_certainty_variant", self.self_certainty_variant, SELF_CERTAINTY_VARIANTS)
+        if self.self_certainty_temperature is not None:
+            temperature = _number("self_certainty_temperature", self.self_certainty_temperature)
+            if temperature <= 0:
+                raise ValueError(f"RewardConfig.self_certainty_temperature must be > 0 or null, got {temperature}")
+            object.__setattr__(self, "self_certainty_temperature", temperature)
         # Each weight is finite, but a sum of them can still overflow to inf.
         if not math.isfinite(self.max_reward()):
             raise ValueError(

@@ -12,7 +12,7 @@ DESIGN_DEFAULTS = {
     "type_reward": 0.3, "click_name_attr": 0.2, "input_name_attr": 0.1, "input_text_attr": 0.1,
     "input_name_value": 0.1, "dars_factor": 1000, "rouge_threshold": 0.75, "format_weight": 1.0,
     "self_certainty_alpha": 0.005, "action_reward": "hierarchical", "use_format": True,
-    "use_self_certainty": True, "self_certainty_variant": "kl_p_u",
+    "use_self_certainty": True, "self_certainty_variant": "kl_p_u", "self_certainty_temperature": None,
 }
 
 

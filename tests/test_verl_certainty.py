@@ -130,3 +130,38 @@ def test_only_kl_p_u_is_available_from_entropy() -> None:
     check_variant("kl_p_u")
     with pytest.raises(UnsupportedVariantError, match="kl_u_p"):
         check_variant("kl_u_p")
+
+
+@pytest.mark.parametrize("temperature", [0.6, 1.0, 1.7])
+def test_both_backends_measure_the_same_certainty_at_the_sampling_temperature(temperature):
+    """The local reward scales logits by 1/T; verl returns the entropy of softmax(z / T): one number."""
+    torch.manual_seed(int(temperature * 10))
+    logits = torch.randn(2, 7, 50) * 3
+    mask = torch.tensor([[0, 1, 1, 1, 0, 1, 0], [1, 1, 0, 0, 0, 0, 1]], dtype=torch.bool)
+    local = rewards.self_certainty(logits, mask, temperature=temperature)
+    # verl's actor: entropy_from_logits(logits / temperature), per token
+    logp = torch.log_softmax(logits / temperature, dim=-1)
+    verl_entropy = -(logp.exp() * logp).sum(-1)
+    for row in range(2):
+        verl = certainty_from_entropy(verl_entropy[row], mask[row].tolist(), vocab_size=50)
+        assert local[row].item() == pytest.approx(verl, rel=1e-5)
+    if temperature != 1.0:  # the temperature changes the number: it must be the same one on both sides
+        assert rewards.self_certainty(logits, mask)[0].item() != pytest.approx(local[0].item(), rel=1e-3)
+
+
+def test_verl_refuses_a_certainty_temperature_other_than_the_rollouts():
+    from training.config import load_config
+    from training.verl_backend.launch import LaunchError, build_plan
+
+    with pytest.raises(LaunchError, match="self_certainty_temperature 1 is not available on the verl backend"):
+        build_plan(load_config("tiny-cpu", ["reward.self_certainty_temperature=1.0", "backend=verl"]))
+
+
+def test_the_local_reward_measures_at_the_sampling_temperature_unless_told():
+    from training.grpo_reward import ShopR1Reward
+
+    assert ShopR1Reward(rewards.RewardConfig(), temperature=0.6).certainty_temperature == 0.6
+    explicit = rewards.RewardConfig.from_dict({"self_certainty_temperature": 1.0})
+    assert ShopR1Reward(explicit, temperature=0.6).certainty_temperature == 1.0
+    with pytest.raises(ValueError, match="self_certainty_temperature must be > 0"):
+        rewards.RewardConfig.from_dict({"self_certainty_temperature": 0})

@@ -28,7 +28,7 @@ DEFAULT_PRESET = "tiny-cpu"
 _REWARD_KEYS_FALLBACK = (
     "type_reward", "click_name_attr", "input_name_attr", "input_text_attr", "input_name_value",
     "dars_factor", "rouge_threshold", "format_weight", "self_certainty_alpha", "action_reward",
-    "use_format", "use_self_certainty", "self_certainty_variant",
+    "use_format", "use_self_certainty", "self_certainty_variant", "self_certainty_temperature",
 )
 
 

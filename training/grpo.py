@@ -44,7 +44,8 @@ config keys:
         micro_batch_size,gradient_checkpointing}
   reward.<RewardConfig field>: type_reward, click_name_attr, input_name_attr, input_text_attr,
         input_name_value, dars_factor, rouge_threshold, format_weight, self_certainty_alpha,
-        action_reward (hierarchical|binary), use_format, use_self_certainty, self_certainty_variant
+        action_reward (hierarchical|binary), use_format, use_self_certainty, self_certainty_variant,
+        self_certainty_temperature (null: the sampling temperature)
   eval.{split,batch_size,max_new_tokens,max_states}
 """
 

@@ -40,6 +40,9 @@ class ShopR1Reward:
         chunk_size: tokens per chunk in :func:`rewards.self_certainty` and the LM head.
         precision: ``"fp32"`` or ``"bf16"`` (resolved, :mod:`training.precision`): the
             self-certainty forward runs under this autocast.
+        temperature: the rollouts' sampling temperature; self-certainty is measured on
+            ``softmax(z / T)`` with ``T = config.self_certainty_temperature`` when set, else
+            this one (the distribution that produced the rationale, as on verl).
 
     The dataset column ``gold_action`` holds the gold action as JSON text.
     """
@@ -54,6 +57,7 @@ class ShopR1Reward:
         *,
         chunk_size: int = 256,
         precision: str = "fp32",
+        temperature: float = 1.0,
     ) -> None:
         from rewards import RewardConfig
 
@@ -64,6 +68,8 @@ class ShopR1Reward:
             self.attach(model)
         self.chunk_size = chunk_size
         self.precision = precision
+        explicit = getattr(self.config, "self_certainty_temperature", None)
+        self.certainty_temperature = float(explicit if explicit is not None else temperature)
         self.errors = 0
         self.last_breakdowns: list[Any] = []
 
@@ -194,7 +200,8 @@ class ShopR1Reward:
             with autocast(self.precision, device.type):
                 logits = hidden_rows_logits(model, input_ids, attention, where, chunk_size=self.chunk_size)
             per_token = self_certainty(logits.unsqueeze(1), torch.ones(logits.shape[:1] + (1,), dtype=torch.bool),
-                                       variant=variant, chunk_size=self.chunk_size)
+                                       variant=variant, chunk_size=self.chunk_size,
+                                       temperature=self.certainty_temperature)
             rows = where.nonzero(as_tuple=True)[0]
             sums = torch.zeros(len(ids), dtype=torch.float32).index_add_(0, rows.cpu(), per_token.cpu())
             counts = torch.bincount(rows.cpu(), minlength=len(ids)).to(torch.float32)

@@ -209,7 +209,7 @@ def run_grpo(
     from training.precision import resolve_precision
 
     reward = ShopR1Reward(config.reward_config(), tokenizer, chunk_size=config.grpo.self_certainty_chunk,
-                          precision=resolve_precision(config.precision))
+                          precision=resolve_precision(config.precision), temperature=config.grpo.temperature)
     metrics_path = out / METRICS_FILE
     checkpoint = last_checkpoint(out) if resume else None
     if checkpoint is not None:

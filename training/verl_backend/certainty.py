@@ -45,6 +45,20 @@ class CertaintyResult:
     bonus: float
 
 
+def check_temperature(temperature: float | None, rollout_temperature: float) -> None:
+    """Raise :class:`UnsupportedVariantError` unless self-certainty is measured at the rollout temperature.
+
+    verl's actor returns the entropy of ``softmax(z / T_rollout)``; a certainty at another
+    temperature would need the logits, which it does not return.
+    """
+    if temperature is not None and abs(temperature - rollout_temperature) > 1e-9:
+        raise UnsupportedVariantError(
+            f"self_certainty_temperature {temperature:g} is not available on the verl backend: verl's actor "
+            f"returns entropies at the rollout temperature ({rollout_temperature:g}); leave "
+            "reward.self_certainty_temperature unset (null) or set it to grpo.temperature."
+        )
+
+
 def check_variant(variant: str) -> None:
     """Raise :class:`UnsupportedVariantError` unless ``variant`` is ``kl_p_u``.
 

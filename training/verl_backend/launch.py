@@ -98,7 +98,7 @@ def build_plan(
         ValueError: an invalid reward config (names the key).
     """
     from rewards import RewardConfig
-    from training.verl_backend.certainty import UnsupportedVariantError, check_variant
+    from training.verl_backend.certainty import UnsupportedVariantError, check_temperature, check_variant
 
     if nnodes < 1 or n_gpus_per_node < 1:
         raise LaunchError(f"nnodes and n_gpus_per_node must be >= 1, got {nnodes} and {n_gpus_per_node}")
@@ -113,6 +113,7 @@ def build_plan(
     if reward.use_self_certainty and reward.self_certainty_alpha > 0:
         try:
             check_variant(reward.self_certainty_variant)
+            check_temperature(reward.self_certainty_temperature, config.grpo.temperature)
         except UnsupportedVariantError as err:
             raise LaunchError(str(err)) from None
     py = python or sys.executable

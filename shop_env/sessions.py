@@ -99,6 +99,8 @@ class SkipReport:
     reasons: list[str] = field(default_factory=list)
     #: records left out by design rather than for being malformed (e.g. browser events)
     dropped: int = 0
+    #: whole sessions left out because one of their records was malformed (``invalid=session``)
+    sessions_skipped: int = 0
     max_reasons: int = 20
 
     def add(self, error: Exception) -> None:
@@ -111,7 +113,8 @@ class SkipReport:
         """One line for logs: how many were skipped and the first reason."""
         if not self.skipped:
             return "no invalid records"
-        return f"skipped {self.skipped} invalid record(s); first: {self.reasons[0]}"
+        sessions = f" and {self.sessions_skipped} session(s) holding them" if self.sessions_skipped else ""
+        return f"skipped {self.skipped} invalid record(s){sessions}; first: {self.reasons[0]}"
 
 
 def session_from_dict(data: Any, where: str, source: str = "jsonl") -> Session:

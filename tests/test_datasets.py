@@ -210,3 +210,23 @@ def test_a_session_file_keeps_its_split(tmp_path):
         {"url": "u", "html": HTML, "action": {"type": "terminate"}}]}) + "\n")
     with pytest.raises(SessionFormatError, match="split"):
         load_sessions(str(path))
+
+
+def test_a_null_semantic_id_skips_the_step_or_the_whole_session(tmp_path):
+    root = tmp_path / "OPeRA"
+    broken = _action_rows("u1_100_200", ["input", "click", "terminate"])
+    broken[1]["semantic_id"] = None  # a click that names no element
+    _write(root / "OPeRA_filtered" / "action" / "train-00000-of-00001.parquet",
+           broken + _action_rows("u2_300_400", ["click", "terminate"]))
+    with pytest.raises(SessionFormatError, match="semantic_id"):
+        load_sessions(f"opera:{root}")
+    by_step = SkipReport()
+    steps = load_sessions(f"opera:{root}", skip_invalid=True, report=by_step)
+    assert [len(s.steps) for s in steps] == [2, 2] and by_step.skipped == 1 and by_step.sessions_skipped == 0
+    by_session = SkipReport()
+    whole = load_sessions(f"opera:{root}?invalid=session", report=by_session)
+    assert [s.session_id for s in whole] == ["u2_300_400"]
+    assert (by_session.skipped, by_session.sessions_skipped) == (1, 1)
+    assert "and 1 session(s) holding them" in by_session.summary()
+    with pytest.raises(ValueError, match="invalid='drop'"):
+        load_sessions(f"opera:{root}?invalid=drop")

@@ -4,7 +4,7 @@ Sources (docs/architecture.md §3):
 
 * ``path/to/file.jsonl`` (or ``jsonl:path``): the canonical format;
 * ``synthetic:N[?seed=S]``: N sessions from the simulated shop (generated once, cached);
-* ``opera:<root>[?version=full]``: OPeRA from a local copy (or a hub id);
+* ``opera:<root>[?version=full][&invalid=session]``: OPeRA from a local copy (or a hub id);
 * ``shopcart:<path>[?context_offset=K]``: Shop-CART (context + action per step).
 
 Splits: OPeRA uses the dataset's own train/test files; every other source assigns sessions
@@ -80,10 +80,12 @@ def load_sessions(
         from shop_env.datasets.opera import load_opera
 
         version = options.pop("version", "filtered")
-        reject_unknown(options, source, ("version",))
+        invalid = options.pop("invalid", None)
+        reject_unknown(options, source, ("version", "invalid"))
         if split not in (None, "all", "train", "test"):
             raise ValueError(f"unknown split {split!r}: expected 'train', 'test', 'all' or None")
-        return load_opera(parsed.target, split=split, version=version, skip_invalid=skip_invalid, report=report)
+        return load_opera(parsed.target, split=split, version=version, skip_invalid=skip_invalid, report=report,
+                          invalid=invalid)
     if parsed.scheme == "shopcart":
         from shop_env.datasets.shopcart import load_shopcart
 

@@ -33,6 +33,8 @@ ACTION_COLUMNS = ("session_id", "timestamp", "action_type", "simplified_html")
 TYPE_MAP = {"click": "click", "input": "type_and_submit", "terminate": "terminate", "scroll": "scroll"}
 BROWSER_EVENTS = ("navigation", "tab_activate", "tabactivate")
 VERSIONS = {"filtered": "OPeRA_filtered", "full": "OPeRA_full"}
+#: What a malformed row does (``load_opera(invalid=...)``, ``opera:<root>?invalid=...``).
+INVALID_MODES = ("raise", "step", "session")
 
 
 def load_opera(
@@ -42,6 +44,7 @@ def load_opera(
     version: str = "filtered",
     skip_invalid: bool = False,
     report: SkipReport | None = None,
+    invalid: str | None = None,
 ) -> list[Session]:
     """Load OPeRA sessions from a local copy (or a hub id).
 
@@ -49,7 +52,11 @@ def load_opera(
         root: folder holding ``OPeRA_filtered/`` and/or ``OPeRA_full/``, or a hub id.
         split: ``train``/``test`` (the dataset's own split files) or None for both.
         version: ``filtered`` (click/input/terminate) or ``full``.
-        skip_invalid: count and skip malformed rows instead of raising.
+        skip_invalid: count and skip malformed rows instead of raising (``invalid="step"``).
+        invalid: what a malformed row does: ``"raise"`` (the default), ``"step"`` (skip that
+            row, so its session loses one step) or ``"session"`` (skip the whole session it
+            belongs to, as the Customer-R1 loader does: no session with a hole in its
+            history; counted in ``report.sessions_skipped``). Overrides ``skip_invalid``.
         report: collects skipped rows and dropped browser events.
 
     Raises:
@@ -58,10 +65,14 @@ def load_opera(
     """
     if version not in VERSIONS:
         raise ValueError(f"unknown OPeRA version {version!r}: expected 'filtered' or 'full'")
+    if invalid is None:
+        invalid = "step" if skip_invalid else "raise"
+    if invalid not in INVALID_MODES:
+        raise ValueError(f"unknown OPeRA invalid={invalid!r}: expected one of {', '.join(INVALID_MODES)}")
     report = report if report is not None else SkipReport()
     base = Path(root) / VERSIONS[version]
     if not Path(root).exists():
-        return _load_from_hub(root, split, version, skip_invalid, report)
+        return _load_from_hub(root, split, version, invalid, report)
     action_dir = base / "action"
     if not action_dir.is_dir():
         raise ValueError(f"no OPeRA action folder {os.fspath(action_dir)} (expected "
@@ -82,10 +93,10 @@ def load_opera(
             where = f"{os.fspath(path)}:row {index}"
             rows.append((where, row))
             split_of_row[where] = own
-    return _build_sessions(rows, session_users, users, skip_invalid, report, split_of_row)
+    return _build_sessions(rows, session_users, users, invalid, report, split_of_row)
 
 
-def _load_from_hub(root: str, split: str | None, version: str, skip_invalid: bool, report: SkipReport) -> list[Session]:
+def _load_from_hub(root: str, split: str | None, version: str, invalid: str, report: SkipReport) -> list[Session]:
     if root.count("/") != 1:
         raise FileNotFoundError(f"OPeRA root {root!r} does not exist (and is not a hub id 'org/name')")
     try:
@@ -106,7 +117,7 @@ def _load_from_hub(root: str, split: str | None, version: str, skip_invalid: boo
             session_users[str(row["session_id"])] = str(row["user_id"])
         for row in load_dataset(root, f"{version}_user", split=name):
             users[str(row["user_id"])] = _persona(row)
-    return _build_sessions(rows, session_users, users, skip_invalid, report, split_of_row)
+    return _build_sessions(rows, session_users, users, invalid, report, split_of_row)
 
 
 def _tables(folder: Path, split: str | None) -> list[Path]:
@@ -152,20 +163,26 @@ def _build_sessions(
     rows: list[tuple[str, dict[str, Any]]],
     session_users: dict[str, str],
     users: dict[str, Any],
-    skip_invalid: bool,
+    invalid: str,
     report: SkipReport,
     split_of_row: dict[str, str | None],
 ) -> list[Session]:
-    """Sessions from action rows; each takes the published split its first row came from."""
+    """Sessions from action rows; each takes the published split its first row came from.
+
+    ``invalid`` is ``"raise"``, ``"step"`` or ``"session"`` (see :func:`load_opera`).
+    """
     grouped: dict[str, list[tuple[float, str, Step]]] = defaultdict(list)
     own_split: dict[str, str | None] = {}
+    broken: set[str] = set()
     for where, row in rows:
         try:
             item = _row_to_step(where, row)
         except SessionFormatError as err:
-            if not skip_invalid:
+            if invalid == "raise":
                 raise
             report.add(err)
+            if invalid == "session" and not _missing(row.get("session_id")):
+                broken.add(_text(row["session_id"]).strip())
             continue
         if item is None:  # a browser event, not a page action
             report.dropped += 1
@@ -174,7 +191,8 @@ def _build_sessions(
         grouped[session_id].append((item[0], str(row.get("action_id") or ""), item[1]))
         own_split.setdefault(session_id, split_of_row.get(where))
     sessions = []
-    for session_id in sorted(grouped):
+    report.sessions_skipped += len(broken)
+    for session_id in sorted(set(grouped) - broken):
         steps = [step for _, _, step in sorted(grouped[session_id], key=lambda t: (t[0], t[1]))]
         user = session_users.get(session_id) or _user_from_session_id(session_id)
         sessions.append(Session(session_id, steps, user_id=user, persona=users.get(user or ""), source="opera",

@@ -1,15 +1,20 @@
 """Chat prompts for next-action prediction, under a token budget (docs/architecture.md §8).
 
-* :func:`build_prompt` / :func:`build_messages`: system prompt + one user message holding
-  the session so far (each past step's page under ``whole-session``, always its action)
-  and the current page. Used by GRPO and evaluation (one prompt per state).
+* :func:`build_prompt` / :func:`build_messages`: the prompt of one state, used by GRPO,
+  evaluation and every model agent. Under ``whole-session`` it is the multi-turn chat SFT
+  trains on, up to the current step: the system prompt, then per past step a user turn
+  (URL and page) and an assistant turn (that step's rationale and action), then the current
+  page as the last user turn. Under ``latest-step`` it is the system prompt and one user
+  message listing the past URLs and actions and showing the current page.
 * :func:`session_chat`: a whole session as one multi-turn chat for SFT (user: page,
-  assistant: :func:`format_target` JSON); :func:`step_chats`: one chat per step, for
-  ``latest-step`` SFT.
+  assistant: :func:`format_target` JSON), whose prefix up to step *t* is the
+  ``whole-session`` prompt of state *t*; :func:`step_chats`: one chat per step
+  (:func:`build_messages` + the answer), for ``latest-step`` SFT.
 
 Pages enter the prompt in the compact form of :mod:`shop_env.html_compact` (about half the
-tokens of the pruned HTML) unless ``page_format="html"``. Over budget, the oldest past pages are replaced by :data:`PAGE_DROPPED` first (their
-actions stay), then the current page is cut and ends with a visible marker
+tokens of the pruned HTML) unless ``page_format="html"``. Over budget, the oldest past pages
+are replaced by :data:`PAGE_DROPPED` first (their actions stay), then the current page is
+cut and ends with a visible marker
 (``[... page cut here: ...]``). Tokens are counted with the tokenizer when one is given
 (through its chat template when it has one), else estimated as ``ceil(chars / 4)``.
 """
@@ -119,8 +124,9 @@ def build_prompt(
     Args:
         observation: an env observation (``url``, ``html``, ``history`` as the JSON
             string of :mod:`shop_env.states` or a list of entries, ``step``).
-        context: ``"whole-session"`` shows past pages; ``"latest-step"`` only past
-            URLs and actions.
+        context: ``"whole-session"``: the multi-turn chat of past pages and answers (the
+            history entries' ``rationale`` and ``action``); ``"latest-step"``: one user
+            message with past URLs and actions only.
         tokenizer: counts tokens (a ``transformers`` tokenizer or a ``tokenizers.Tokenizer``);
             None uses ``ceil(chars / 4)``.
         max_prompt_tokens: the budget; None never cuts.
@@ -138,6 +144,9 @@ def build_prompt(
     check_page_format(page_format)
     _check_budget(max_prompt_tokens)
     url, page, history, step = _read_observation(observation)
+    if context == "whole-session":
+        chat = _session_turns(url, page, history, step, page_format)
+        return _fit(chat, _Counter(tokenizer), max_prompt_tokens, add_generation_prompt=True)
     user: list[_Piece] = []
     if history:
         user.append(_Piece("Session so far, oldest first:\n\n"))
@@ -198,10 +207,7 @@ def session_chat(
     last = len(session.steps) - 1
     for index, step in enumerate(session.steps):
         kind = "current" if index == last else "page"
-        chat.append(
-            _Message("user", [_Piece(f"Step {index + 1}. URL: {step.url}\nPage:\n"),
-                               _Piece(page_text(step.html, page_format), kind)])
-        )
+        chat.append(_user_turn(index + 1, step.url, step.html, kind, page_format))
         chat.append(_Message("assistant", [_Piece(format_target(step.rationale, step.action))]))
     counter = _Counter(tokenizer if max_prompt_tokens is not None else None)
     return _fit(chat, counter, max_prompt_tokens, add_generation_prompt=False).messages
@@ -233,6 +239,28 @@ def step_chats(
 
 
 # -- internals ----------------------------------------------------------------------------
+
+
+def _user_turn(number: int, url: str, html: str | None, kind: str, page_format: str) -> _Message:
+    """One step's user turn of a whole-session chat: ``Step k. URL: ...`` and the page."""
+    if html is None:
+        return _Message("user", [_Piece(f"Step {number}. URL: {url}\n")])
+    return _Message("user", [_Piece(f"Step {number}. URL: {url}\nPage:\n"), _Piece(page_text(html, page_format), kind)])
+
+
+def _session_turns(url: str, page: str, history: list[dict[str, Any]], step: int, page_format: str) -> list[_Message]:
+    """The whole-session prompt: the SFT chat of :func:`session_chat` up to the current step.
+
+    Each past step is a user turn (its page) and an assistant turn (its rationale and
+    action, as SFT trained the model to answer); the current page is the last user turn.
+    """
+    chat = [_Message("system", [_Piece(SYSTEM_PROMPT)])]
+    first = step - len(history) + 1
+    for offset, entry in enumerate(history):
+        chat.append(_user_turn(first + offset, entry["url"], entry["html"], "page", page_format))
+        chat.append(_Message("assistant", [_Piece(format_target(entry["rationale"], entry["action_object"]))]))
+    chat.append(_user_turn(step + 1, url, page, "current", page_format))
+    return chat
 
 
 @dataclass
@@ -387,5 +415,8 @@ def _read_observation(observation: Any) -> tuple[str, str, list[dict[str, Any]],
         if html is not None and not isinstance(html, str):
             raise ValueError(f"observation history[{i}].html must be a string or null")
         action = json.dumps(dict(entry["action"]), ensure_ascii=False)
-        history.append({"url": str(entry.get("url", "")), "html": html, "action": action})
+        rationale = entry.get("rationale")
+        history.append({"url": str(entry.get("url", "")), "html": html, "action": action,
+                        "action_object": dict(entry["action"]),
+                        "rationale": rationale if isinstance(rationale, str) else None})
     return url, page, history, int(step)

@@ -10,7 +10,9 @@ An observation is a dict of five entries:
 * ``url`` (str): the URL of the current page (``""`` after the last step).
 * ``html`` (str): the simplified current page (``""`` after the last step).
 * ``history`` (str): a JSON array of the past steps, oldest first, each an object
-  ``{"url": str, "html": str | null, "action": {"type": ..., "name": ..., "text": ...}}``.
+  ``{"url": str, "html": str | null, "action": {"type": ..., "name": ..., "text": ...},
+  "rationale": str | null}`` (the logged rationale of that step, which whole-session prompts
+  show as the assistant's earlier answer).
   ``html`` is the page the user saw before that action under ``context="whole-session"``
   and ``null`` under ``context="latest-step"`` (only the current page is shown; past
   actions are kept). ``max_history`` keeps only the last N past steps. It is a string so
@@ -90,7 +92,7 @@ class ObservationBuilder:
         if cached is None:
             step = self.session.steps[index]
             html = step.html if self.context == "whole-session" else None
-            entry = {"url": step.url, "html": html, "action": step.action.to_dict()}
+            entry = {"url": step.url, "html": html, "action": step.action.to_dict(), "rationale": step.rationale}
             cached = self._entries[index] = json.dumps(entry, ensure_ascii=False)
         return cached
 

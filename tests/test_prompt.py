@@ -78,10 +78,10 @@ def _last_obs(session):
 
 def test_unbudgeted_prompt_has_every_page_and_action_in_order(session):
     build = build_prompt(_last_obs(session))
-    system, user = build.messages
+    system, *turns = build.messages
     assert system == {"role": "system", "content": SYSTEM_PROMPT}
-    assert user["role"] == "user"
-    text = user["content"]
+    assert [m["role"] for m in turns] == ["user", "assistant"] * 4 + ["user"]
+    text = _chat_text(build.messages)
     positions = []
     for step in session.steps[:-1]:
         positions += [text.index(step.url), text.index(page_text(step.html)), text.index(step.action.to_json())]
@@ -105,8 +105,16 @@ def test_latest_step_context_shows_actions_but_not_past_pages(session):
 
 
 def test_first_step_prompt(session):
-    text = build_messages(build_observation(session, 0))[1]["content"]
+    text = build_messages(build_observation(session, 0), context="latest-step")[1]["content"]
     assert "first page" in text and page_text(session.steps[0].html) in text
+    whole = build_messages(build_observation(session, 0))
+    assert whole[1:] == [{"role": "user", "content": f"Step 1. URL: {session.steps[0].url}\nPage:\n"
+                                                    + page_text(session.steps[0].html)}]
+
+
+def _chat_text(messages):
+    """Everything after the system prompt (one user message, or the turns of a whole-session chat)."""
+    return "\n".join(m["content"] for m in messages[1:])
 
 
 def _pages_kept(user_text, session):
@@ -121,7 +129,7 @@ def test_budget_drops_oldest_pages_first_and_keeps_actions(session, bpe, use_tok
     assert page_cost > 0
     budget = full.n_tokens - 1  # forces exactly the oldest page out
     build = build_prompt(_last_obs(session), tokenizer=tokenizer, max_prompt_tokens=budget)
-    text = build.messages[1]["content"]
+    text = _chat_text(build.messages)
     assert build.dropped_pages == 1 and not build.truncated_current
     assert _pages_kept(text, session) == [False, True, True, True]
     assert text.count(PAGE_DROPPED) == 1
@@ -137,13 +145,14 @@ def test_budget_cuts_current_page_with_marker_after_dropping_all(session, bpe, u
     no_pages = build_prompt(_last_obs(session), context="latest-step", tokenizer=tokenizer).n_tokens
     budget = no_pages - 50  # even with no past page the current one must lose some tokens
     build = build_prompt(_last_obs(session), tokenizer=tokenizer, max_prompt_tokens=budget)
-    text = build.messages[1]["content"]
+    text = _chat_text(build.messages)
     current = page_text(session.steps[-1].html)
     assert build.dropped_pages == 4 and _pages_kept(text, session) == [False] * 4
     assert build.truncated_current and build.cut_chars > 0 and not build.over_budget
     marker = CUT_MARKER.format(cut=build.cut_chars)
     assert marker in text
-    kept = text[text.index("URL: https://shop.example/end\n") + len("URL: https://shop.example/end\n"): text.index(marker)]
+    head = "URL: https://shop.example/end\nPage:\n"
+    kept = text[text.index(head) + len(head): text.index(marker)]
     assert current.startswith(kept) and len(kept) + build.cut_chars == len(current)
     assert all(s.action.to_json() in text for s in session.steps[:-1])
     assert build.n_tokens <= budget
@@ -163,7 +172,7 @@ def test_impossible_budget_is_reported(session, bpe):
     build = build_prompt(_last_obs(session), tokenizer=bpe, max_prompt_tokens=10)
     assert build.over_budget and build.n_tokens > 10
     assert build.dropped_pages == 4 and build.truncated_current
-    assert all(s.action.to_json() in build.messages[1]["content"] for s in session.steps[:-1])
+    assert all(s.action.to_json() in _chat_text(build.messages) for s in session.steps[:-1])
 
 
 @settings(max_examples=40)
@@ -172,7 +181,7 @@ def test_any_budget_fits_or_reports(budget, context):
     session = make_session()
     build = build_prompt(_last_obs(session), context=context, max_prompt_tokens=budget)
     assert build.n_tokens <= budget or build.over_budget
-    kept = _pages_kept(build.messages[1]["content"], session)
+    kept = _pages_kept(_chat_text(build.messages), session)
     if context == "whole-session":
         # Dropped pages are always the oldest ones.
         assert kept == [False] * build.dropped_pages + [True] * (4 - build.dropped_pages)
@@ -187,7 +196,7 @@ def test_any_budget_with_a_tokenizer_fits_or_reports(bpe, budget):
     build = build_prompt(_last_obs(session), tokenizer=bpe, max_prompt_tokens=budget)
     assert build.n_tokens == _count(bpe, build.messages)
     assert build.n_tokens <= budget or build.over_budget
-    kept = _pages_kept(build.messages[1]["content"], session)
+    kept = _pages_kept(_chat_text(build.messages), session)
     assert kept == [False] * build.dropped_pages + [True] * (4 - build.dropped_pages)
 
 

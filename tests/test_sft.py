@@ -179,3 +179,31 @@ def test_bad_inputs_raise_clear_errors(sessions, base_dir) -> None:
         build_sft_dataset([], tokenizer, SFTSettings())
     with pytest.raises(ValueError, match="context"):
         build_sft_dataset(sessions, tokenizer, SFTSettings(context="everything"))
+
+
+@pytest.mark.parametrize("context", ["whole-session", "latest-step"])
+def test_the_evaluation_prompt_of_step_t_is_the_prefix_sft_trained_for_step_t(sessions, base_dir, context) -> None:
+    """One format from SFT to evaluation: the chat SFT trains answer t on, cut before answer t,
+    is the prompt GRPO, evaluation and every model agent show for state t (unbudgeted)."""
+    from agents import TransformersAgent
+    from shop_env.prompt import build_messages
+    from shop_env.states import build_states
+
+    model, tokenizer = fresh_model(sessions, base_dir)
+    settings = SFTSettings(context=context, max_seq_tokens=100_000, max_history=None)
+    chats = build_sft_dataset(sessions, tokenizer, settings)["messages"]
+    states = build_states(sessions, context=context)
+    agent = TransformersAgent(model, tokenizer, context=context, max_new_tokens=1)
+    if context == "whole-session":
+        assert len(chats) == len(sessions)  # one chat per session trains every step
+        trained = {(s.session_id, k): chat for s, chat in zip(sessions, chats, strict=True)
+                   for k in range(len(s.steps))}
+        prefix = {key: chat[: 2 + 2 * key[1]] for key, chat in trained.items()}
+    else:
+        assert len(chats) == len(states)
+        prefix = {(st.session_id, st.step): chat[:-1] for st, chat in zip(states, chats, strict=True)}
+    for state in states:
+        expected = [{"role": m["role"], "content": m["content"]} for m in prefix[(state.session_id, state.step)]]
+        assert build_messages(state.observation, context=context) == expected
+        assert agent.prompt(state.observation) == tokenizer.apply_chat_template(
+            expected, tokenize=False, add_generation_prompt=True)

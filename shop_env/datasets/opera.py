@@ -21,15 +21,19 @@ import json
 import math
 import os
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from shop_env.actions import Action
-from shop_env.datasets.tables import TABLE_SUFFIXES, find_tables, read_table, split_of_path
+from shop_env.datasets.tables import TABLE_SUFFIXES, find_tables, iter_table, read_table, split_of_path
 from shop_env.sessions import Session, SessionFormatError, SkipReport, Step
 
 ACTION_COLUMNS = ("session_id", "timestamp", "action_type", "simplified_html")
+#: Every action column the loader reads (the full version's other columns, e.g. ``page_meta``
+#: and ``simplified_html_new_page``, up to 180k characters a row, are never loaded).
+READ_COLUMNS = ACTION_COLUMNS + ("action_id", "semantic_id", "input_text", "rationale", "url", "click_type")
 TYPE_MAP = {"click": "click", "input": "type_and_submit", "terminate": "terminate", "scroll": "scroll"}
 BROWSER_EVENTS = ("navigation", "tab_activate", "tabactivate")
 VERSIONS = {"filtered": "OPeRA_filtered", "full": "OPeRA_full"}
@@ -84,16 +88,15 @@ def load_opera(
                          f"under {os.fspath(action_dir)}")
     users = _user_personas(base / "user", split)
     session_users = _session_users(base / "session", split)
-    rows: list[tuple[str, dict[str, Any]]] = []
-    split_of_row: dict[str, str | None] = {}
-    for path in action_files:
-        own = split if split in ("train", "test") else split_of_path(path, action_dir)
-        own = own if own in ("train", "test") else None  # the hash rule decides the rest
-        for index, row in enumerate(read_table(path, ACTION_COLUMNS)):
-            where = f"{os.fspath(path)}:row {index}"
-            rows.append((where, row))
-            split_of_row[where] = own
-    return _build_sessions(rows, session_users, users, invalid, report, split_of_row)
+
+    def rows() -> Iterator[tuple[str, dict[str, Any], str | None]]:
+        for path in action_files:
+            own = split if split in ("train", "test") else split_of_path(path, action_dir)
+            own = own if own in ("train", "test") else None  # the hash rule decides the rest
+            for index, row in enumerate(iter_table(path, ACTION_COLUMNS, READ_COLUMNS)):
+                yield f"{os.fspath(path)}:row {index}", row, own
+
+    return _build_sessions(rows(), session_users, users, invalid, report)
 
 
 def _load_from_hub(root: str, split: str | None, version: str, invalid: str, report: SkipReport) -> list[Session]:
@@ -104,20 +107,20 @@ def _load_from_hub(root: str, split: str | None, version: str, invalid: str, rep
     except ImportError:
         raise ImportError("loading OPeRA from the hub needs `datasets`: pip install 'shop-r1[train]'") from None
     splits = ["train", "test"] if split in (None, "all") else [split]
-    rows: list[tuple[str, dict[str, Any]]] = []
     users: dict[str, Any] = {}
     session_users: dict[str, str] = {}
-    split_of_row: dict[str, str | None] = {}
     for name in splits:
-        for index, row in enumerate(load_dataset(root, f"{version}_action", split=name)):
-            where = f"{root}/{version}_action[{name}]:row {index}"
-            rows.append((where, row))
-            split_of_row[where] = name
         for row in load_dataset(root, f"{version}_session", split=name):
             session_users[str(row["session_id"])] = str(row["user_id"])
         for row in load_dataset(root, f"{version}_user", split=name):
             users[str(row["user_id"])] = _persona(row)
-    return _build_sessions(rows, session_users, users, invalid, report, split_of_row)
+
+    def rows() -> Iterator[tuple[str, dict[str, Any], str | None]]:
+        for name in splits:
+            for index, row in enumerate(load_dataset(root, f"{version}_action", split=name)):
+                yield f"{root}/{version}_action[{name}]:row {index}", row, name
+
+    return _build_sessions(rows(), session_users, users, invalid, report)
 
 
 def _tables(folder: Path, split: str | None) -> list[Path]:
@@ -160,21 +163,22 @@ def _session_users(folder: Path, split: str | None) -> dict[str, str]:
 
 
 def _build_sessions(
-    rows: list[tuple[str, dict[str, Any]]],
+    rows: Iterable[tuple[str, dict[str, Any], str | None]],
     session_users: dict[str, str],
     users: dict[str, Any],
     invalid: str,
     report: SkipReport,
-    split_of_row: dict[str, str | None],
 ) -> list[Session]:
-    """Sessions from action rows; each takes the published split its first row came from.
+    """Sessions from streamed ``(where, row, split)`` action rows; each session takes the
+    published split its first row came from. A row becomes a :class:`Step` as it arrives,
+    so only the steps (their pages) are held, never the tables.
 
     ``invalid`` is ``"raise"``, ``"step"`` or ``"session"`` (see :func:`load_opera`).
     """
     grouped: dict[str, list[tuple[float, str, Step]]] = defaultdict(list)
     own_split: dict[str, str | None] = {}
     broken: set[str] = set()
-    for where, row in rows:
+    for where, row, row_split in rows:
         try:
             item = _row_to_step(where, row)
         except SessionFormatError as err:
@@ -189,7 +193,7 @@ def _build_sessions(
             continue
         session_id = _text(row["session_id"]).strip()
         grouped[session_id].append((item[0], str(row.get("action_id") or ""), item[1]))
-        own_split.setdefault(session_id, split_of_row.get(where))
+        own_split.setdefault(session_id, row_split)
     sessions = []
     report.sessions_skipped += len(broken)
     for session_id in sorted(set(grouped) - broken):

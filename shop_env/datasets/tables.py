@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +50,59 @@ def split_of_path(path: Path, root: Path) -> str | None:
     return None
 
 
+def iter_table(path: Path, required: Iterable[str], wanted: Iterable[str] | None = None,
+               batch_rows: int = 64) -> Iterator[dict[str, Any]]:
+    """Stream the rows of one table as dicts, reading only the columns asked for.
+
+    Parquet files are read ``batch_rows`` rows at a time from their row groups, so memory
+    holds one batch of the table plus what the caller keeps, never the whole file (an
+    OPeRA action shard is hundreds of MB of HTML). CSV and JSON tables are read whole.
+
+    Args:
+        path: a ``.parquet``, ``.csv``, ``.json`` or ``.jsonl`` file.
+        required: columns that must exist (checked before any row is read).
+        wanted: the columns to read (those present); None reads every column.
+        batch_rows: rows per parquet batch.
+
+    Raises:
+        MissingColumnError: a required column is absent (the message names file and column).
+        ValueError: the file cannot be parsed (the message names the file).
+    """
+    required = list(required)
+    if path.suffix != ".parquet":
+        yield from read_table(path, required)
+        return
+    try:
+        import pyarrow.parquet as pq
+
+        handle = pq.ParquetFile(path)
+        columns = list(handle.schema_arrow.names)
+    except ImportError as err:
+        raise ImportError(f"reading {path} needs {err.name}: pip install 'shop-r1[train]'") from None
+    except Exception as err:  # noqa: BLE001 - any parser failure becomes a clear error
+        raise ValueError(f"{os.fspath(path)}: cannot read table ({type(err).__name__}: {err})") from None
+    _check_columns(path, columns, required)
+    keep = columns if wanted is None else [c for c in columns if c in set(wanted) | set(required)]
+    try:
+        for batch in handle.iter_batches(batch_size=batch_rows, columns=keep):
+            yield from batch.to_pylist()
+    except Exception as err:  # noqa: BLE001
+        raise ValueError(f"{os.fspath(path)}: cannot read table ({type(err).__name__}: {err})") from None
+    finally:
+        handle.close()
+
+
+def _check_columns(path: Path, columns: list[str], required: Iterable[str]) -> None:
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise MissingColumnError(
+            f"{os.fspath(path)}: missing required column(s) {', '.join(missing)}; "
+            f"found {', '.join(map(str, columns)) or 'none'}"
+        )
+
+
 def read_table(path: Path, required: Iterable[str]) -> list[dict[str, Any]]:
-    """Read one table into a list of row dicts.
+    """Read one table into a list of row dicts (small tables; :func:`iter_table` streams).
 
     Raises:
         MissingColumnError: a required column is absent (the message names file and column).
@@ -78,10 +129,5 @@ def read_table(path: Path, required: Iterable[str]) -> list[dict[str, Any]]:
         raise ImportError(f"reading {path} needs {err.name}: pip install 'shop-r1[train]'") from None
     except Exception as err:  # noqa: BLE001 - any parser failure becomes a clear error
         raise ValueError(f"{os.fspath(path)}: cannot read table ({type(err).__name__}: {err})") from None
-    missing = [c for c in required if c not in columns]
-    if missing:
-        raise MissingColumnError(
-            f"{os.fspath(path)}: missing required column(s) {', '.join(missing)}; "
-            f"found {', '.join(map(str, columns)) or 'none'}"
-        )
+    _check_columns(path, columns, required)
     return rows

@@ -9,7 +9,8 @@ drops the rest, which halves the tokens of a typical synthetic page (2.8k -> 1.4
 SmolLM2 tokens):
 
 * every named element (the action targets) stays a tag with its ``name``, its visible
-  text and its state (``value``, ``checked``, ``selected``, ``aria-pressed`` ...); a text
+  text and its state (a named container, as data sets put names on ``div``/``ul``/``li``,
+  keeps its tag around its children) (``value``, ``checked``, ``selected``, ``aria-pressed`` ...); a text
   input keeps its label (``label="..."``, from ``aria-label`` / ``placeholder``) unless the
   line just before already says it;
 * every other tag disappears: block elements become line breaks, inline ones plain text;
@@ -72,6 +73,7 @@ def compact_page(html: str) -> str:
     deferred: list[list[str]] = []  # aside / site-nav blocks, written after the rest
     deferring: etree._Element | None = None
     main_out = out
+    containers: set[etree._Element] = set()  # named elements written as open/close tags
     skip_depth = 0  # > 0 while inside a subtree already written (or skipped) whole
     for event, node in etree.iterwalk(root, events=("start", "end")):
         tag = node.tag.lower() if isinstance(node.tag, str) else ""
@@ -84,9 +86,16 @@ def compact_page(html: str) -> str:
                 deferred.append(out)
             if tag in _SKIPPED or not tag:
                 skip_depth = 1
-            elif node.get("name") or node.get("data-semantic-id"):
+            elif (node.get("name") or node.get("data-semantic-id")) and (tag in _INTERACTIVE or not len(node)):
                 out.append(_element(node, tag, _last_line(out)))
                 skip_depth = 1
+            elif node.get("name") or node.get("data-semantic-id"):
+                # A named container (data sets put names on div/ul/li): keep its tag around
+                # its children, whose own names must survive too.
+                out.append(f'\n<{tag} name="{_attribute(node.get("name") or node.get("data-semantic-id"))}">')
+                containers.add(node)
+                if node.text:
+                    out.append(_text(node.text))
             elif tag == "img":
                 alt = " ".join((node.get("alt") or "").split())
                 parent = node.getparent()
@@ -103,6 +112,8 @@ def compact_page(html: str) -> str:
             skip_depth -= 1
             if skip_depth:
                 continue
+        elif node in containers:
+            out.append(f"</{tag}>\n")
         elif tag in _BLOCK:
             out.append("\n")
         if node is deferring:
@@ -137,7 +148,6 @@ def _deferred(node: etree._Element, tag: str) -> bool:
 def _element(node: etree._Element, tag: str, before: str) -> str:
     """One named element as a tag with its name, state and visible text."""
     name = node.get("name") or node.get("data-semantic-id") or ""
-    tag = tag if tag in _INTERACTIVE else "a" if tag not in ("select", "textarea") else tag
     attrs = [f'name="{_attribute(name)}"']
     for key in _STATE_ATTRIBUTES:
         value = node.get(key)

@@ -109,3 +109,12 @@ def test_settings_saved_before_page_formats_existed_load_as_html(tmp_path):
     assert PromptSettings.load(tmp_path).page_format == "html"
     with pytest.warns(UserWarning, match="page_format='compact' differs"):
         assert PromptSettings.load(tmp_path).resolve(page_format="compact").page_format == "compact"
+
+
+def test_names_on_containers_survive_with_their_children():
+    page = ('<body><ul name="results"><li name="results.a"><span>A</span><a name="results.a.view">View</a></li>'
+            '<li name="results.b">B only</li></ul><div name="">x</div></body>')
+    text = compact_page(page)
+    assert [(e.name, e.tag, e.kind) for e in page_elements(text)] == [(e.name, e.tag, e.kind) for e in page_elements(page)]
+    assert '<ul name="results">' in text and '<li name="results.b">B only</li>' in text and 'name=""' not in text
+    assert compact_page(text) == text

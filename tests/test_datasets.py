@@ -10,7 +10,11 @@ from shop_env import Action, Session, SessionFormatError, SkipReport, Step, load
 from shop_env.datasets.tables import MissingColumnError
 from shop_env.sessions import split_of, write_jsonl
 
-HTML = '<html><body><input name="search_input"/><a name="results.tent">Tent</a></body></html>'
+# As published: names sit on any tag (containers included, some empty), pages are used as they are.
+HTML = ('<html><body><div name="">header</div><input name="search_input"/>'
+        '<ul name="results"><li name="results.tent"><span>Tent</span></li></ul></body></html>')
+SURVEY = {"Demographic Information": {"Age": "25-34"}, "Self Description": "I compare prices.",
+          "Personality": {"Big Five Scores": {"Openness": "4.2"}}}
 
 
 def _action_rows(session_id, kinds, start="2025-03-01T10:00:00"):
@@ -19,13 +23,13 @@ def _action_rows(session_id, kinds, start="2025-03-01T10:00:00"):
         rows.append({
             "session_id": session_id,
             "action_id": f"{session_id}-a{i}",
-            "timestamp": f"2025-03-01T10:0{i}:00+00:00",
+            "timestamp": f"2025-03-01T10:0{i}:00.{100 + i}Z",  # ISO, milliseconds, Z (all columns are strings)
             "action_type": kind,
-            "click_type": "product_link" if kind == "click" else None,
+            "click_type": "product_link" if kind == "click" else "",
             "semantic_id": {"click": "results.tent", "input": "search_input"}.get(kind),
-            "input_text": "tent" if kind == "input" else None,
+            "input_text": "tent" if kind == "input" else "",
             "simplified_html": HTML,
-            "rationale": "I want a tent." if i == 0 else None,
+            "rationale": "I want a tent." if i == 0 else "",  # usually "" in the release
             "url": "https://www.amazon.com/",
         })
     return rows
@@ -44,9 +48,9 @@ def opera_root(tmp_path):
     # Shuffle the rows: the loader must order by timestamp.
     _write(base / "action" / "train-00000-of-00001.parquet", [train[2], train[0], train[1]])
     _write(base / "action" / "test-00000-of-00001.parquet", _action_rows("u2_300_400", ["click", "terminate"]))
-    _write(base / "session" / "train" / "train.parquet", [{"session_id": "u1_100_200", "user_id": "u1", "action_count": 3}])
-    _write(base / "session" / "test" / "test.parquet", [{"session_id": "u2_300_400", "user_id": "u2", "action_count": 2}])
-    _write(base / "user" / "train" / "train.parquet", [{"user_id": "u1", "survey": json.dumps({"age": "25-34"})}])
+    _write(base / "session" / "train" / "train.parquet", [{"session_id": "u1_100_200", "user_id": "u1", "action_count": "3"}])
+    _write(base / "session" / "test" / "test.parquet", [{"session_id": "u2_300_400", "user_id": "u2", "action_count": "2"}])
+    _write(base / "user" / "train" / "train.parquet", [{"user_id": "u1", "survey": json.dumps(SURVEY)}])
     _write(base / "user" / "test" / "test.parquet", [{"user_id": "u2", "survey": "not json"}])
     full = _action_rows("u1_100_200", ["input", "scroll", "navigation", "click", "tab_activate"])
     _write(root / "OPeRA_full" / "action" / "train-00000-of-00001.parquet", full)
@@ -59,7 +63,8 @@ def test_opera_filtered_maps_vocabulary_and_order(opera_root):
     first = sessions[0]
     assert [step.action for step in first.steps] == [
         Action("type_and_submit", "search_input", "tent"), Action("click", "results.tent"), Action("terminate")]
-    assert first.user_id == "u1" and first.persona == {"survey": {"age": "25-34"}}
+    assert first.user_id == "u1" and first.persona == {"survey": SURVEY}
+    assert first.steps[1].html == HTML  # the published simplified page, names on containers kept
     assert first.source == "opera" and first.steps[0].rationale == "I want a tent."
     assert first.steps[0].timestamp < first.steps[1].timestamp
     assert sessions[1].persona == {"survey": "not json"}
@@ -190,6 +195,7 @@ def test_the_official_opera_split_is_used_by_training_export_env_and_evaluation(
     env = gym.make("ShopReplay-v0", sessions=source, split="test")
     _, info = env.reset(seed=0)
     assert info["session_id"] == "u2_300_400"
+    assert info["candidates"] == ["search_input", "results", "results.tent"]  # containers named, "" not
 
     out = tmp_path / "eval"
     assert evaluate_main(["--agent", "heuristic", "--data", source, "--split", "test", "--out", str(out),

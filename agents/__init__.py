@@ -8,10 +8,17 @@ Model-backed agents are loaded lazily: importing ``agents`` never imports torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import TYPE_CHECKING
 
 from agents.base import AGENT_SPECS, Agent, BaseAgent, make_agent
+from shop_env.lazy import lazy_exports
+
+if TYPE_CHECKING:  # editors and type checkers see the lazy names
+    from agents.baselines import HeuristicAgent, MajorityAgent, OracleAgent, RandomAgent
+    from agents.chat_client import ChatCompletionsClient, ChatRequestError
+    from agents.openai_agent import OpenAICompatibleAgent
+    from agents.transformers_agent import Generation, TransformersAgent
+    from agents.vllm_agent import VLLMAgent
 
 __all__ = [
     "AGENT_SPECS",
@@ -43,9 +50,4 @@ _LAZY = {
     "VLLMAgent": "agents.vllm_agent",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'agents' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, [n for n in __all__ if n not in _LAZY])

@@ -6,20 +6,29 @@ torch. ``load_sessions`` and ``prune_html`` are loaded lazily on first use.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import gymnasium
 
 from shop_env.actions import ACTION_TYPES, Action, FormatError, Response, parse_response
+from shop_env.lazy import lazy_exports
 from shop_env.sessions import Session, SessionFormatError, SkipReport, Step
+
+if TYPE_CHECKING:  # editors and type checkers see the lazy names
+    from shop_env.datasets import load_sessions
+    from shop_env.env import ShopReplayEnv
+    from shop_env.html import Element, PrunedPage, prune_html
 
 __all__ = [
     "ACTION_TYPES",
     "Action",
+    "Element",
     "FormatError",
+    "PrunedPage",
     "Response",
     "Session",
     "SessionFormatError",
+    "ShopReplayEnv",
     "SkipReport",
     "Step",
     "load_sessions",
@@ -37,14 +46,7 @@ _LAZY = {
     "ShopReplayEnv": "shop_env.env",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'shop_env' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, [n for n in __all__ if n not in _LAZY] + ["ENV_ID"])
 
 
 if ENV_ID not in gymnasium.registry:

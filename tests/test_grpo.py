@@ -16,6 +16,7 @@ from rewards import RewardConfig, score  # noqa: E402
 from shop_env.actions import Action  # noqa: E402
 from shop_env.sessions import Session, Step  # noqa: E402
 from shop_env.states import build_states  # noqa: E402
+from training.checkpoints import last_checkpoint, read_metrics  # noqa: E402
 from training.config import load_config  # noqa: E402
 from training.grpo_reward import (  # noqa: E402
     ShopR1Reward,
@@ -23,7 +24,7 @@ from training.grpo_reward import (  # noqa: E402
     rationale_mask,
     token_char_offsets,
 )
-from training.grpo_train import last_checkpoint, read_metrics, run_grpo  # noqa: E402
+from training.grpo_train import CHECKPOINTS, run_grpo  # noqa: E402
 
 PAGE = ('<html><body><section name="search"><input name="search.query"/>'
         '<button name="search.go">Go</button></section><section name="results">'
@@ -192,7 +193,7 @@ def test_interrupted_grpo_resumes_from_last_checkpoint(tiny, tmp_path):
     model, tokenizer = load_model("tiny", sessions=_sessions(), out_dir=tmp_path / "m")
     with pytest.raises(KeyboardInterrupt):
         run_grpo(_tiny_config(3), model, tokenizer, _states(), out, progress=False, callbacks=[Interrupt()])
-    assert last_checkpoint(out).name == "checkpoint-1"
+    assert last_checkpoint(out / CHECKPOINTS).name == "checkpoint-1"
     assert [r["step"] for r in read_metrics(out / "metrics.jsonl")] == [1, 2]
     before = read_metrics(out / "metrics.jsonl")[0]
 

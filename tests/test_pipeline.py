@@ -12,8 +12,8 @@ import pytest
 
 from rewards.metrics import compute_metrics
 from shop_env.actions import Action
+from training.checkpoints import read_metrics, truncate_metrics
 from training.config import load_config
-from training.grpo_train import read_metrics, truncate_metrics
 from training.report import plot_training, write_report
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,18 +12,16 @@ checkpoint (written before the interruption) are dropped, so no step is duplicat
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from training.checkpoints import FINAL_DIR, METRICS_FILE, last_checkpoint, metrics_callback, truncate_metrics
 from training.config import TrainConfig
 from training.grpo_reward import ShopR1Reward
 
-METRICS_FILE = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
-FINAL = "final"
 
 
 def build_grpo_dataset(
@@ -58,59 +56,6 @@ def build_grpo_dataset(
         rows["session_id"].append(str(state.session_id))
         rows["step"].append(int(state.step))
     return Dataset.from_dict(rows)
-
-
-def last_checkpoint(out_dir: str | os.PathLike[str]) -> Path | None:
-    """The newest complete ``checkpoint-N`` under ``out_dir/checkpoints`` (None if none)."""
-    root = Path(out_dir) / CHECKPOINTS
-    if not root.is_dir():
-        return None
-    done = [p for p in root.glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()]
-    return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
-
-
-def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The records of a ``metrics.jsonl`` (a torn last line from a crash is ignored)."""
-    out: list[dict[str, Any]] = []
-    target = Path(path)
-    if not target.is_file():
-        return out
-    for line in target.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
-
-
-def truncate_metrics(path: str | os.PathLike[str], max_step: int) -> int:
-    """Keep the records with ``step <= max_step`` (rewritten atomically); returns how many remain."""
-    target = Path(path)
-    kept = [r for r in read_metrics(target) if int(r.get("step", 0)) <= max_step]
-    if target.exists():
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-        os.replace(tmp, target)
-    return len(kept)
-
-
-def _metrics_callback(path: Path) -> Any:
-    from transformers import TrainerCallback
-
-    class MetricsJsonl(TrainerCallback):
-        """Appends each training log (rewards, exact match per type, KL, loss) to metrics.jsonl."""
-
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **_: Any) -> None:
-            if not logs or "train_runtime" in logs or not state.is_world_process_zero:
-                return
-            record = {"step": int(state.global_step)}
-            for key, value in logs.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    record[key] = float(value) if math.isfinite(value) else None
-            with open(path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
-
-    return MetricsJsonl()
 
 
 def grpo_args(config: TrainConfig, out_dir: Path, *, progress: bool = True) -> Any:
@@ -211,7 +156,7 @@ def run_grpo(
     reward = ShopR1Reward(config.reward_config(), tokenizer, chunk_size=config.grpo.self_certainty_chunk,
                           precision=resolve_precision(config.precision), temperature=config.grpo.temperature)
     metrics_path = out / METRICS_FILE
-    checkpoint = last_checkpoint(out) if resume else None
+    checkpoint = last_checkpoint(out / CHECKPOINTS) if resume else None
     if checkpoint is not None:
         truncate_metrics(metrics_path, int(checkpoint.name.split("-")[-1]))
     elif metrics_path.exists():
@@ -222,12 +167,12 @@ def run_grpo(
         args=grpo_args(config, out, progress=progress),
         train_dataset=dataset,
         processing_class=tokenizer,
-        callbacks=[_metrics_callback(metrics_path), *callbacks],
+        callbacks=[metrics_callback(metrics_path, summary=False), *callbacks],
     )
     # Self-certainty reads the policy the trainer is optimising (no second copy).
     reward.attach(lambda: trainer.model)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
-    final = out / FINAL
+    final = out / FINAL_DIR
     trainer.save_model(str(final))
     tokenizer.save_pretrained(final)
     from shop_env.prompt_settings import PromptSettings

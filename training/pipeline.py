@@ -170,9 +170,10 @@ def sft_stage(config: TrainConfig, model: Any, tokenizer: Any, data: PipelineDat
 def grpo_stage(config: TrainConfig, model: Any, tokenizer: Any, data: PipelineData, stage_dir: Path,
                *, resume: bool = False, progress: bool = True) -> tuple[Any, Any, Path]:
     """GRPO with the Shop-R1 reward; returns the trained model, tokenizer and their directory."""
-    from training.grpo_train import FINAL, run_grpo
+    from training.checkpoints import FINAL_DIR
+    from training.grpo_train import run_grpo
 
-    final = stage_dir / FINAL
+    final = stage_dir / FINAL_DIR
     if resume and _done(stage_dir) and final.is_dir():
         say(f"GRPO: reusing {final}")
         model, tokenizer = load_saved(final)
@@ -296,7 +297,7 @@ def run_pipeline(config: TrainConfig, out_root: str | os.PathLike[str] = "runs",
         model, tokenizer, _ = timed("grpo", grpo_stage, config, model, tokenizer, data, run_dir / "grpo",
                                     resume=resume, progress=progress)
         # The run's headline log: one record per GRPO step (the SFT log stays in sft/).
-        from training.grpo_train import METRICS_FILE
+        from training.checkpoints import METRICS_FILE
 
         if (run_dir / "grpo" / METRICS_FILE).is_file():
             shutil.copyfile(run_dir / "grpo" / METRICS_FILE, run_dir / METRICS_FILE)

@@ -111,7 +111,7 @@ def write_report(run_dir: str | os.PathLike[str], config: TrainConfig, rows: dic
     The plots come from ``<run_dir>/grpo/metrics.jsonl`` when GRPO ran.
     """
     from rewards.metrics import ci_note
-    from training.grpo_train import METRICS_FILE, read_metrics
+    from training.checkpoints import METRICS_FILE, read_metrics
     from training.precision import resolve_precision
 
     root = Path(run_dir)

@@ -26,17 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback
 from trl import SFTTrainer
 
 from shop_env.sessions import Session
+from training.checkpoints import FINAL_DIR, METRICS_FILE, last_checkpoint, metrics_callback
 
 log = logging.getLogger(__name__)
 
 #: The final model directory inside ``out_dir``.
-FINAL_DIR = "final"
 #: The per-step metrics file inside ``out_dir``.
-METRICS_FILE = "metrics.jsonl"
 
 
 @dataclass
@@ -363,7 +361,7 @@ def run_sft(
         ValueError: bad settings or data (see :func:`build_sft_dataset`).
     """
     trainer = build_trainer(settings, model, tokenizer, sessions, out_dir, progress=progress)
-    checkpoint = _last_checkpoint(Path(out_dir)) if resume else None
+    checkpoint = last_checkpoint(out_dir) if resume else None
     if checkpoint:
         log.info("SFT: resuming from %s", checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)
@@ -437,7 +435,7 @@ def build_trainer(
     )
     kwargs: dict[str, Any] = {
         "model": model, "args": config, "train_dataset": dataset, "processing_class": tokenizer,
-        "callbacks": [MetricsJsonlCallback(out / METRICS_FILE)],
+        "callbacks": [metrics_callback(out / METRICS_FILE, phase="sft")],
     }
     if stock_trl:  # float32: the Trainer's own autocast is off (bf16=False above)
         return SFTTrainer(**kwargs)
@@ -483,31 +481,3 @@ class SupervisedOnlySFTTrainer(SFTTrainer):
         if return_outputs:
             raise NotImplementedError("SupervisedOnlySFTTrainer computes no logits to return")
         return loss
-
-
-
-def _last_checkpoint(out_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(out_dir)) if out_dir.is_dir() else None
-
-
-class MetricsJsonlCallback(TrainerCallback):
-    """Appends each logged record (loss, learning rate, ...) as a JSON line with its step.
-
-    Lines look like ``{"phase": "sft", "step": 3, "epoch": 0.3, "loss": 5.1, ...}``; a
-    resumed run appends after the lines of the first.
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        """Write ``logs`` (from the world's main process only)."""
-        if not logs or not state.is_world_process_zero:
-            return
-        record = {"phase": "sft", "step": state.global_step}
-        record.update({k: v for k, v in logs.items() if isinstance(v, (int, float, str, bool)) or v is None})
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")

@@ -202,7 +202,7 @@ def test_interrupted_grpo_resumes_from_last_checkpoint(tiny, tmp_path):
     records = read_metrics(out / "metrics.jsonl")
     assert [r["step"] for r in records] == [1, 2, 3]
     assert records[0] == before
-    state = json.loads((last_checkpoint(out) / "trainer_state.json").read_text())
+    state = json.loads((last_checkpoint(out / CHECKPOINTS) / "trainer_state.json").read_text())
     assert state["global_step"] == 3
 
 

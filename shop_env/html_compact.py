@@ -32,6 +32,8 @@ import re
 
 from lxml import etree
 
+from shop_env.page import element_name
+
 #: The value of ``page_format`` that gives this form (``"html"`` gives the pruned page as is).
 PAGE_FORMATS = ("compact", "html")
 
@@ -86,13 +88,13 @@ def compact_page(html: str) -> str:
                 deferred.append(out)
             if tag in _SKIPPED or not tag:
                 skip_depth = 1
-            elif (node.get("name") or node.get("data-semantic-id")) and (tag in _INTERACTIVE or not len(node)):
+            elif (name := element_name(node)) and (tag in _INTERACTIVE or not len(node)):
                 out.append(_element(node, tag, _last_line(out)))
                 skip_depth = 1
-            elif node.get("name") or node.get("data-semantic-id"):
+            elif name:
                 # A named container (data sets put names on div/ul/li): keep its tag around
                 # its children, whose own names must survive too.
-                out.append(f'\n<{tag} name="{_attribute(node.get("name") or node.get("data-semantic-id"))}">')
+                out.append(f'\n<{tag} name="{_attribute(name)}">')
                 containers.add(node)
                 if node.text:
                     out.append(_text(node.text))
@@ -147,7 +149,7 @@ def _deferred(node: etree._Element, tag: str) -> bool:
 
 def _element(node: etree._Element, tag: str, before: str) -> str:
     """One named element as a tag with its name, state and visible text."""
-    name = node.get("name") or node.get("data-semantic-id") or ""
+    name = element_name(node)
     attrs = [f'name="{_attribute(name)}"']
     for key in _STATE_ATTRIBUTES:
         value = node.get(key)

@@ -32,6 +32,11 @@ class PageElement:
     text: str
 
 
+def element_name(node: etree._Element) -> str:
+    """The name an element carries (``name``, else a data set's ``data-semantic-id``); ``""`` for none."""
+    return node.get("name") or node.get("data-semantic-id") or ""
+
+
 def page_element_names(page: str) -> list[str]:
     """The non-empty ``name``s of a page's elements, in document order, each once."""
     return [element.name for element in page_elements(page)]
@@ -60,7 +65,7 @@ def page_elements(html: str) -> list[PageElement]:
     for node in root.iter():
         if not isinstance(node.tag, str):
             continue
-        name = node.get("name") or node.get("data-semantic-id")
+        name = element_name(node)
         if not name or name in seen:
             continue
         seen.add(name)

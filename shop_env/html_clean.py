@@ -28,7 +28,7 @@ from shop_env.html_naming import (
 __all__ = ["BLANK_CHARS", "DROPPED_TAGS", "KEPT_ATTRIBUTES", "MAX_TAG_ATTRIBUTES", "URI_SAFE", "cap_attributes",
            "clean_attributes", "collapse", "strip_invisible"]
 
-#: Attributes that survive pruning (``name`` only on interactive elements).
+#: Attributes that survive pruning (``name`` only on interactive and dataset-named elements).
 KEPT_ATTRIBUTES: frozenset[str] = frozenset({
     "name", "type", "value", "placeholder", "aria-label", "alt", "title", "href", "role",
     "checked", "selected", "disabled", "data-section", "aria-checked", "aria-selected",
@@ -72,6 +72,16 @@ _SPACES = re.compile(r"\s+")
 _TAG_BLANKS = re.compile(f"[{re.escape(_OTHER_SPACES)}]")
 _ODD_TAG_CHARS = re.compile(r"[^a-z0-9-]")
 _CLEAN_TAGS: set[str] = set()  # tag names seen without such blanks (bounded cache)
+# Tags for which HTML itself defines ``name`` (a form control's field name, a frame's
+# target, a meta key) or that hold no content: there ``name`` is markup, not a dataset's
+# label. Anywhere else (``div``, ``li``, ``span``, ``ul`` as OPeRA names them) a
+# non-empty ``name`` or ``data-semantic-id`` is a logged click target and must survive.
+_HTML_NAME_TAGS = frozenset({"a", "button", "fieldset", "form", "frame", "iframe", "img", "input",
+                             "map", "meta", "object", "output", "param", "select", "slot",
+                             "textarea"})
+_VOID_TAGS = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link",
+                        "meta", "source", "track", "wbr"})
+_NOT_DATASET_NAMED = _HTML_NAME_TAGS | _VOID_TAGS
 
 
 def _stable_tag(element: etree._Element, tag: str) -> str:
@@ -276,8 +286,11 @@ def clean_attributes(
       ``input[type=hidden]``, closed ``dialog``, images without ``alt`` or 0-1 px) are
       removed with their subtrees (tails kept; their content is not even visited);
     * roles are trimmed and lowercased; an ``onclick`` element that is not otherwise
-      interactive gets ``role="button"``; an interactive element's ``data-semantic-id``
-      becomes its ``name``; non-interactive elements lose ``name``;
+      interactive gets ``role="button"``; an element carrying a dataset's name (a
+      non-empty ``name`` or ``data-semantic-id`` on a tag where HTML gives ``name`` no
+      meaning, e.g. OPeRA's named ``div``/``li``) counts as interactive, so its name
+      survives and it is a click target; an interactive element's ``data-semantic-id``
+      becomes its ``name``; other elements lose ``name`` (an empty one never names);
     * a form field without ``aria-label`` gets its ``<label>`` text as ``aria-label``;
     * ``href`` loses query and fragment (and is removed when nothing is left);
     * every attribute not in :data:`KEPT_ATTRIBUTES` is removed (one C call).
@@ -337,7 +350,8 @@ def clean_attributes(
         if "role" in special:
             role = _SPACES.sub(" ", xml_safe(element.get("role"))).strip().lower()
             element.set("role", role)
-        is_interactive = tag in INTERACTIVE_TAGS or role in INTERACTIVE_ROLES
+        is_interactive = tag in INTERACTIVE_TAGS or role in INTERACTIVE_ROLES \
+            or (("name" in special or "data-semantic-id" in special) and _has_dataset_name(element, tag))
         if not is_interactive and "onclick" in special:
             element.set("role", "button")  # keeps "clickable" once onclick is stripped
             is_interactive = True
@@ -450,7 +464,7 @@ def _may_contain(parent: object, child: object) -> bool:
 
 
 def _drop_empty(body: etree._Element, candidates: list[etree._Element | None]) -> None:
-    """Remove non-interactive elements that hold no text and nothing kept, bottom-up.
+    """Remove non-interactive, unnamed elements that hold no text and nothing kept, bottom-up.
 
     ``candidates`` are the childless elements in document order (some may have gone or
     gained nothing since: each is re-checked). A removed element whose parent thereby
@@ -470,7 +484,8 @@ def _drop_empty(body: etree._Element, candidates: list[etree._Element | None]) -
         node = leaf
         while node is not body:
             tag = node.tag
-            if tag in kept_tags or node.get("role") in INTERACTIVE_ROLES:  # _kept_empty(), inlined
+            # _kept_empty(), inlined; a surviving ``name`` marks a dataset-named element.
+            if tag in kept_tags or node.get("role") in INTERACTIVE_ROLES or node.get("name"):
                 # A plain <br> leaf stays in place unless its parent goes (checked below).
                 if not (node is leaf and tag == "br" and node.get("role") not in INTERACTIVE_ROLES):
                     break
@@ -484,6 +499,17 @@ def _drop_empty(body: etree._Element, candidates: list[etree._Element | None]) -
                 break
     if marked:
         _strip_subtrees(body, _DROP)
+
+
+def _has_dataset_name(element: etree._Element, tag: str) -> bool:
+    """Whether ``element`` carries a dataset-provided name (see :data:`_HTML_NAME_TAGS`)."""
+    if tag in _NOT_DATASET_NAMED:
+        return False
+    for key in ("data-semantic-id", "name"):
+        value = element.get(key)
+        if value and _SPACES.sub(" ", xml_safe(value)).strip():
+            return True
+    return False
 
 
 def _only_dropped_children(element: etree._Element) -> bool:

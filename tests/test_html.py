@@ -334,3 +334,24 @@ def test_unwrapping_never_creates_nesting_that_reparses_differently(raw: str) ->
 def test_attribute_names_and_values_lxml_cannot_write(raw: str | bytes) -> None:
     page = prune_html(raw)
     assert prune_html(page.html) == page
+
+
+def test_dataset_names_on_containers_survive_pruning() -> None:
+    # OPeRA names click targets on any tag, containers included, some with name="".
+    raw = """<body><div name="results"><ul name="results.list">
+        <li name="results.tent" class="card"><span>Tent</span> <button>Add</button></li>
+        <li name="">Blank</li></ul></div>
+        <div data-semantic-id="banner.close"></div><div name="  ">Spaces</div>
+        <form name="search"><input name="q" type="text"></form><br name="x"></body>"""
+    page = prune_html(raw)
+    kinds = {name: (element.tag, element.kind) for name, element in page.elements.items()}
+    assert kinds == {
+        "results": ("div", "click"), "results.list": ("ul", "click"), "results.tent": ("li", "click"),
+        "add": ("button", "click"), "banner.close": ("div", "click"), "q": ("input", "input"),
+    }
+    assert page.elements["results.tent"].text == "Tent Add"
+    assert '<div name="banner.close"></div>' in page.html  # an empty named element stays
+    assert 'name=""' not in page.html and "Blank" in page.html and "Spaces" in page.html
+    assert 'name="search"' not in page.html  # a form's own name is HTML markup, not a dataset's
+    again = prune_html(page.html)
+    assert again.html == page.html and again.elements == page.elements

@@ -2,7 +2,9 @@
 
 ``score(response_text, gold)`` is the whole reward of one model output: format gate,
 alpha-weighted self-certainty of the rationale, and the hierarchical action reward with
-difficulty-aware scaling (or the binary baseline). Importing this package never imports
+difficulty-aware scaling (or the binary baseline). ``score_answer`` returns that breakdown
+with the parsed prediction and its exact and type match: the one scoring call of the env,
+the TRL and verl rewards and the evaluator. Importing this package never imports
 torch; :func:`self_certainty` imports it on first call.
 """
 
@@ -20,7 +22,7 @@ from rewards.rationale import (
     rationale_token_mask,
     token_char_offsets,
 )
-from rewards.score import score
+from rewards.score import ScoredAnswer, score, score_answer
 from rewards.similarity import rouge_l
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "SELF_CERTAINTY_VARIANTS",
     "RewardBreakdown",
     "RewardConfig",
+    "ScoredAnswer",
     "action_reward",
     "check_format",
     "compute_metrics",
@@ -42,6 +45,7 @@ __all__ = [
     "rationale_token_mask",
     "rouge_l",
     "score",
+    "score_answer",
     "self_certainty",
     "self_certainty_from_entropy",
     "type_match",

@@ -4,15 +4,44 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from rewards.action import action_reward
+from rewards.action import action_reward, exact_match, type_match
 from rewards.breakdown import RewardBreakdown
 from rewards.config import RewardConfig
 from rewards.format import check_format
 from shop_env.actions import Action
 
 _DEFAULT = RewardConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredAnswer:
+    """Everything one scoring of one answer says: the one record the env, the TRL and
+    verl rewards and the evaluator all read.
+
+    Attributes:
+        breakdown: the reward, component by component (:class:`RewardBreakdown`).
+        action: the predicted action, or None when the answer failed the format.
+        exact_match: the prediction equals the gold action (docs/architecture.md §6).
+        type_match: the predicted action type equals the gold one.
+    """
+
+    breakdown: RewardBreakdown
+    action: Action | None
+    exact_match: bool
+    type_match: bool
+
+    @property
+    def valid(self) -> bool:
+        """Whether the answer followed the output format (and could be scored)."""
+        return self.breakdown.valid
+
+    @property
+    def error(self) -> str | None:
+        """Why the answer is invalid (the parser's message), else None."""
+        return self.breakdown.error
 
 
 def score(response_text: Any, gold: Action | Mapping[str, Any], config: RewardConfig | None = None,
@@ -38,6 +67,24 @@ def score(response_text: Any, gold: Action | Mapping[str, Any], config: RewardCo
         FormatError: only for a malformed ``gold`` dict (a data error, not model output).
         TypeError: ``gold`` is neither an Action nor a mapping.
     """
+    return score_answer(response_text, gold, config, self_certainty).breakdown
+
+
+def score_answer(response_text: Any, gold: Action | Mapping[str, Any], config: RewardConfig | None = None,
+                 self_certainty: Any = None) -> ScoredAnswer:
+    """Score one raw model output and say what it predicted and whether that matches.
+
+    Takes the arguments of :func:`score` (which returns this record's ``breakdown``); the
+    answer is parsed once, and exact and type match are judged on that same parse.
+
+    Returns:
+        The :class:`ScoredAnswer`; ``action`` is None (and both matches False) for an
+        answer that fails the format.
+
+    Raises:
+        FormatError: only for a malformed ``gold`` dict (a data error, not model output).
+        TypeError: ``gold`` is neither an Action nor a mapping.
+    """
     config = config or _DEFAULT
     if isinstance(gold, Mapping):
         gold = Action.from_dict(dict(gold), field="gold")
@@ -45,9 +92,16 @@ def score(response_text: Any, gold: Action | Mapping[str, Any], config: RewardCo
         raise TypeError(f"gold must be an Action or an action dict, got {type(gold).__name__}")
     response, error = check_format(response_text)
     if response is None:
-        return RewardBreakdown(valid=False, error=error)
+        return ScoredAnswer(RewardBreakdown(valid=False, error=error), None, False, False)
+    pred = response.action
+    breakdown = _breakdown(pred, gold, config, self_certainty)
+    return ScoredAnswer(breakdown, pred, bool(exact_match(pred, gold, config)), type_match(pred, gold))
+
+
+def _breakdown(pred: Action, gold: Action, config: RewardConfig, self_certainty: Any) -> RewardBreakdown:
+    """The reward of a well-formed prediction."""
     try:
-        action = action_reward(response.action, gold, config)
+        action = action_reward(pred, gold, config)
     except (RecursionError, MemoryError) as err:  # defensive: a reward must not kill training
         return RewardBreakdown(valid=False, error=f"action reward failed: {type(err).__name__}")
     fmt = config.format_weight if config.use_format else 0.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +83,36 @@ class Action:
                 raise FormatError(f"{field}.{key} must be a string, got {_json_type(value)}")
             values[key] = _plain(value)
         return cls(kind, values["name"], values["text"])
+
+    @classmethod
+    def parse(cls, value: Any, *, field: str = "action") -> Action:
+        """Read a stored action record: an :class:`Action`, its JSON text, or its dict.
+
+        The one reader for gold actions as datasets, GRPO rows and verl parquet store
+        them. Keys whose value is None are dropped first (Arrow structs hand back None
+        for absent fields).
+
+        Args:
+            value: the record.
+            field: the field path used in error messages.
+
+        Returns:
+            The action.
+
+        Raises:
+            FormatError: not JSON, not an object, or not a valid action (the message says which).
+        """
+        if isinstance(value, cls):
+            return value
+        data = value
+        if isinstance(value, (str, bytes)):
+            try:
+                data = json.loads(value)
+            except ValueError as err:
+                raise FormatError(f"{field} is not JSON: {err} in {_clip(str(value), 80)!r}") from None
+        if isinstance(data, Mapping):
+            data = {key: item for key, item in data.items() if item is not None}
+        return cls.from_dict(data, field=field)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from gymnasium.spaces.utils import flatdim, flatten, flatten_space, unflatten
 from gymnasium.vector.utils.shared_memory import create_shared_memory
 
 import rewards
-from shop_env.actions import Action, FormatError, parse_response
+from shop_env.actions import Action
 from shop_env.page import page_element_names
 from shop_env.sessions import Session, select_split
 from shop_env.states import ObservationBuilder, check_context, check_max_history, max_steps
@@ -263,11 +263,12 @@ class ShopReplayEnv(gymnasium.Env[dict[str, Any], str]):
         index = self._step
         gold = session.steps[index].action
         if isinstance(action, str):
-            breakdown = self.score_response(action, gold).to_dict()
-            pred, parse_error = _parse(action)
+            scored = rewards.score_answer(action, gold, self.reward_config)
+            breakdown, pred, parse_error = scored.breakdown.to_dict(), scored.action, scored.error
         else:  # a non-text action is a malformed response, not a crash
             parse_error = f"action must be a string (the model's response text), got {type(action).__name__}"
-            breakdown = self.score_response("", gold).to_dict()
+            scored = rewards.score_answer("", gold, self.reward_config)
+            breakdown = scored.breakdown.to_dict()
             breakdown["error"] = parse_error
             pred = None
         self._step += 1
@@ -277,8 +278,8 @@ class ShopReplayEnv(gymnasium.Env[dict[str, Any], str]):
             "step": index,
             "gold_action": gold.to_dict(),
             "reward_breakdown": breakdown,
-            "exact_match": pred is not None and bool(rewards.exact_match(pred, gold, self.reward_config)),
-            "type_match": pred is not None and bool(rewards.type_match(pred, gold)),
+            "exact_match": scored.exact_match,
+            "type_match": scored.type_match,
             "parse_error": parse_error,
             "candidates": list(self._page_candidates(self._session_index, index)),
         }
@@ -347,13 +348,6 @@ class ShopReplayEnv(gymnasium.Env[dict[str, Any], str]):
             lines.append(f"agent: {said[:200]}")
             lines.append(f"human: {self._last['gold'].to_json()}  reward: {self._last['reward']:.3f}")
         return "\n".join(lines) + "\n"
-
-
-def _parse(text: str) -> tuple[Action | None, str | None]:
-    try:
-        return parse_response(text).action, None
-    except FormatError as err:
-        return None, str(err)
 
 
 __all__ = ["AnyText", "ShopReplayEnv"]

@@ -105,3 +105,23 @@ def test_single_line_fences():
     text = _resp({"type": "terminate"})
     assert parse_response("```" + text + "```").action == Action("terminate")
     assert parse_response("```json" + text + "```").action == Action("terminate")
+
+
+@pytest.mark.parametrize("value", [
+    Action("type_and_submit", "search_input", "tent"),
+    '{"type": "type_and_submit", "name": "search_input", "text": "tent"}',
+    b'{"type": "type_and_submit", "name": "search_input", "text": "tent"}',
+    {"type": "type_and_submit", "name": "search_input", "text": "tent"},
+])
+def test_action_parse_reads_every_stored_form(value):
+    assert Action.parse(value) == Action("type_and_submit", "search_input", "tent")
+
+
+def test_action_parse_drops_absent_arrow_fields_and_names_the_field():
+    assert Action.parse({"type": "terminate", "name": None, "text": None}) == Action("terminate")
+    with pytest.raises(FormatError, match="ground_truth is not JSON"):
+        Action.parse("{oops", field="ground_truth")
+    with pytest.raises(FormatError, match="gold.type"):
+        Action.parse({"type": "fly"}, field="gold")
+    with pytest.raises(FormatError, match="must be a JSON object"):
+        Action.parse("[1, 2]")

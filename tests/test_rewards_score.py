@@ -182,3 +182,30 @@ def test_megabyte_inputs_do_not_raise():
     # A megabyte prediction against a short gold is valid format but far below the threshold.
     long_click = score(cases[4], Action("click", "tent"))
     assert long_click.valid and long_click.value == 0 and long_click.attribute == 0.2
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(
+    st.text(max_size=200),
+    st.builds(response, st.fixed_dictionaries({
+        "type": st.sampled_from(["click", "type_and_submit", "terminate", "fly"]),
+        "name": st.sampled_from([GOLD.name, "search_input", " " + GOLD.name, ""]),
+        "text": st.sampled_from(["tent", "Tent!", ""]),
+    })),
+))
+def test_score_answer_is_score_plus_the_prediction_it_judged(text):
+    from rewards import ScoredAnswer, exact_match, score_answer, type_match
+    from shop_env.actions import parse_response
+
+    for gold in (GOLD, Action("type_and_submit", "search_input", "tent"), Action("terminate")):
+        scored = score_answer(text, gold)
+        assert isinstance(scored, ScoredAnswer)
+        assert scored.breakdown == score(text, gold)
+        try:
+            pred = parse_response(text).action
+        except FormatError:
+            pred = None
+        assert scored.action == pred
+        assert scored.valid == (pred is not None)
+        assert scored.exact_match == (pred is not None and exact_match(pred, gold))
+        assert scored.type_match == (pred is not None and type_match(pred, gold))

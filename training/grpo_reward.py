@@ -13,13 +13,12 @@ Faults never stop training: a sample whose scoring raises gets reward 0 and is c
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from rewards.rationale import token_char_offsets  # noqa: F401 - part of this module's API
-from shop_env.actions import Action, FormatError, parse_response
+from shop_env.actions import Action
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +100,7 @@ class ShopR1Reward:
         Raises:
             ValueError: the dataset has no ``gold_action`` column (a setup error, not a sample fault).
         """
-        from rewards import exact_match, score
+        from rewards import score_answer
 
         if gold_action is None:
             raise ValueError("the GRPO dataset needs a 'gold_action' column (gold action JSON per prompt)")
@@ -115,10 +114,10 @@ class ShopR1Reward:
         for text, gold_json, sc in zip(texts, gold_action, certainty, strict=True):
             try:
                 gold = parse_gold(gold_json)
-                breakdown = score(text, gold, self.config, self_certainty=sc)
-                out.append(float(breakdown.total))
-                breakdowns.append(breakdown)
-                per_type.setdefault(gold.type, []).append(float(_exact(text, gold, self.config, exact_match)))
+                scored = score_answer(text, gold, self.config, self_certainty=sc)
+                out.append(float(scored.breakdown.total))
+                breakdowns.append(scored.breakdown)
+                per_type.setdefault(gold.type, []).append(float(scored.exact_match))
             except Exception as err:  # one bad sample must not kill training
                 self.errors += 1
                 log.warning("reward for one completion failed (scored 0): %s: %s", type(err).__name__, err)
@@ -223,20 +222,12 @@ def completion_text(completion: Any) -> str:
 
 
 def parse_gold(value: Any) -> Action:
-    """The gold action of a dataset row (JSON text or a dict).
+    """The gold action of a dataset row (JSON text, a dict or an :class:`Action`).
 
     Raises:
         FormatError: not a valid action.
     """
-    data = value
-    if isinstance(value, str):
-        try:
-            data = json.loads(value)
-        except ValueError as err:
-            raise FormatError(f"gold_action is not JSON: {err}") from None
-    if isinstance(value, Action):
-        return value
-    return Action.from_dict(data, field="gold_action")
+    return Action.parse(value, field="gold_action")
 
 
 def prompt_token_ids(tokenizer: Any, prompt: Any) -> list[int]:
@@ -257,10 +248,3 @@ def rationale_mask(tokenizer: Any, completion_ids: Sequence[int]) -> list[bool]:
 
     return rationale_mask_for_ids(tokenizer, completion_ids)[1]
 
-
-def _exact(text: str, gold: Action, config: Any, exact_match: Callable[..., bool]) -> bool:
-    try:
-        pred = parse_response(text).action
-    except FormatError:
-        return False
-    return bool(exact_match(pred, gold, config))

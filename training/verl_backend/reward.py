@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from shop_env.actions import Action, FormatError, parse_response
+from shop_env.actions import Action, FormatError
 
 #: Breakdown keys logged per completion, besides ``score`` (verl averages numeric ones).
 BREAKDOWN_KEYS = ("format", "type", "attribute", "value", "self_certainty", "total")
@@ -79,17 +79,8 @@ def gold_action(ground_truth: Any) -> Action:
     Raises:
         GroundTruthError: not an action object (the message says why).
     """
-    data = ground_truth
-    if isinstance(ground_truth, str):
-        try:
-            data = json.loads(ground_truth)
-        except json.JSONDecodeError as err:
-            raise GroundTruthError(f"ground_truth is not JSON: {err.msg} in {ground_truth[:80]!r}") from None
-    if isinstance(data, Mapping):
-        # Arrow structs hand back None for absent fields.
-        data = {k: v for k, v in data.items() if v is not None}
     try:
-        return Action.from_dict(data, field="ground_truth")
+        return Action.parse(ground_truth, field="ground_truth")
     except FormatError as err:
         raise GroundTruthError(str(err)) from None
 
@@ -129,26 +120,15 @@ def compute_score(
         raise GroundTruthError(f"{data_source} row {index}: {err}") from None
     config = resolve_reward_config(extra_info, kwargs)
     text = solution_str if isinstance(solution_str, str) else ""
-    breakdown = rewards.score(text, gold, config)
+    scored = rewards.score_answer(text, gold, config)
+    breakdown = scored.breakdown
     out: dict[str, Any] = {"score": float(breakdown.total)}
     for key in BREAKDOWN_KEYS:
         out[key] = float(getattr(breakdown, key))
     out["valid"] = 1.0 if breakdown.valid else 0.0
-    out.update(_match_flags(text, gold, config))
+    out["acc"] = 1.0 if scored.exact_match else 0.0  # verl's name for exact match
+    out["type_match"] = 1.0 if scored.type_match else 0.0
     # A string, never None: verl skips string columns when averaging, but not None.
     out["error"] = str(breakdown.error or "")
     return out
 
-
-def _match_flags(text: str, gold: Action, config: Any) -> dict[str, float]:
-    """Exact match (verl's ``acc`` metric) and type match of a completion, 0 when unparsable."""
-    import rewards
-
-    try:
-        pred = parse_response(text).action
-    except FormatError:
-        return {"acc": 0.0, "type_match": 0.0}
-    return {
-        "acc": 1.0 if rewards.exact_match(pred, gold, config) else 0.0,
-        "type_match": 1.0 if rewards.type_match(pred, gold) else 0.0,
-    }

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from agents.base import AGENT_SPECS, Agent, BaseAgent, make_agent
+from agents.base import Agent, BaseAgent
+from agents.registry import AGENT_SPECS, make_agent
 from shop_env.lazy import lazy_exports
 
 if TYPE_CHECKING:  # editors and type checkers see the lazy names

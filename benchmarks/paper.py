@@ -232,7 +232,7 @@ class StageCache:
     def _refreshed(done: Path, config: TrainConfig) -> dict[str, Any]:
         """Cached row metrics; ones from before the confidence intervals are recomputed
         from the row's ``predictions.jsonl`` (no model run) and saved again."""
-        from benchmarks.evaluate import PREDICTIONS, load_predictions, summarize
+        from agents.evaluation import PREDICTIONS, load_predictions, summarize
 
         metrics = json.loads(done.read_text())
         predictions = done.parent / PREDICTIONS

@@ -140,7 +140,7 @@ def test_completion_certainty_matches_a_naive_mean_over_rationale_tokens(tiny: t
 
 
 def test_evaluate_scores_self_certainty_of_a_model_agent(tiny: tuple, tmp_path: Path) -> None:
-    from benchmarks.evaluate import PREDICTIONS, evaluate
+    from agents.evaluation import PREDICTIONS, evaluate
     from shop_env.actions import Action
     from shop_env.states import State
 

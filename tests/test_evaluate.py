@@ -1,4 +1,4 @@
-"""benchmarks/evaluate.py: scoring, output files, resume, CLI, on real synthetic sessions."""
+"""agents.evaluation and its CLI benchmarks/evaluate.py: scoring, output files, resume, on real synthetic sessions."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agents import BaseAgent, OracleAgent, RandomAgent
-from benchmarks.evaluate import (
+from agents.evaluation import (
     CONFUSION,
     METRICS,
     PREDICTIONS,
@@ -20,9 +20,9 @@ from benchmarks.evaluate import (
     PredictionsError,
     evaluate,
     load_predictions,
-    main,
-    score_answer,
+    prediction_record,
 )
+from benchmarks.evaluate import main
 from rewards import RewardConfig
 from shop_env.sessions import write_jsonl
 from shop_env.states import build_states
@@ -238,8 +238,8 @@ def test_resume_rescores_with_the_current_config(states: list, tmp_path: Path) -
     lambda r, t, n: json.dumps({"rationale": r, "action": {"type": t, "name": n}}),
     st.text(max_size=20), st.sampled_from(["click", "type_and_submit", "terminate", "scroll", "jump"]),
     st.text(max_size=20))))
-def test_score_answer_never_raises_and_agrees_with_the_parser(states: list, text: object) -> None:
-    record = score_answer(states[0], text, RewardConfig())
+def test_prediction_record_never_raises_and_agrees_with_the_parser(states: list, text: object) -> None:
+    record = prediction_record(states[0], text, RewardConfig())
     json.dumps(record)  # always serialisable
     assert record["valid"] == (record["pred"] is not None) == record["reward"]["valid"]
     assert record["valid"] or record["reward"]["total"] == 0.0

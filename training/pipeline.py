@@ -190,7 +190,7 @@ def eval_stage(config: TrainConfig, model: Any, tokenizer: Any, data: PipelineDa
                *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Evaluate a model on the evaluation states (greedy); returns the metrics dict."""
     from agents import TransformersAgent
-    from benchmarks.evaluate import evaluate
+    from agents.evaluation import evaluate
     from training.precision import resolve_precision, torch_dtype
 
     if not resume and out_dir.exists():
@@ -214,7 +214,7 @@ def baseline_stage(config: TrainConfig, data: PipelineData, spec: str, out_dir: 
     ``oracle`` is the simulated shopper's own most likely action (synthetic data only).
     """
     from agents import make_agent
-    from benchmarks.evaluate import evaluate
+    from agents.evaluation import evaluate
 
     if out_dir.exists():
         shutil.rmtree(out_dir)

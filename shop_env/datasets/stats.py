@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from shop_env.actions import Action, FormatError
 from shop_env.sessions import Session, select_split
 
 #: Typed-text kinds, in report order (see :func:`typed_text_kind`).
@@ -53,7 +54,7 @@ class OracleCeiling:
 
     Attributes:
         exact_match: share of states where the oracle agent's answer exactly matches the
-            logged action (as ``benchmarks.evaluate`` scores it).
+            logged action (as ``agents.evaluation`` scores it).
         expected: mean ``meta.oracle_prob``: the oracle's expected exact match.
         states: how many states were scored.
         reason: why it was not computed (empty when it was).
@@ -126,31 +127,29 @@ def oracle_ceiling_on_test(sessions: Sequence[Session]) -> OracleCeiling:
     The test split is :func:`shop_env.sessions.select_split`'s (a hash of the session id),
     as for every source but OPeRA, which carries no oracle actions. Every test step must
     carry ``meta["oracle_action"]`` (synthetic data); otherwise the ceiling is reported as
-    not computable. ``agents`` and ``rewards`` are imported here, lazily: ``shop_env`` does
-    not depend on them otherwise.
+    not computable. The oracle's answer is ``meta["oracle_action"]`` itself, judged with
+    ``rewards``' exact match (imported here, lazily: the datasets layer sits below
+    ``rewards`` otherwise).
     """
     test = select_split(sessions, "test")
     if not test:
         return OracleCeiling(reason="no test-split sessions")
     if not all("oracle_action" in step.meta for s in test for step in s.steps):
         return OracleCeiling(reason="no meta.oracle_action (not synthetic data)")
-    from agents import make_agent
     from rewards.action import exact_match
-    from shop_env.actions import FormatError, parse_response
-    from shop_env.states import build_states
 
-    states = build_states(test, context="latest-step")
-    agent = make_agent("oracle", states=states)
-    hits = 0
-    for state, text in zip(states, agent.act_batch([s.observation for s in states]), strict=True):
-        try:
-            pred = parse_response(text).action
-        except FormatError:
-            pred = None
-        hits += bool(exact_match(pred, state.gold))
+    hits = states = 0
+    for session in test:
+        for step in session.steps:
+            try:
+                pred = Action.parse(step.meta["oracle_action"], field="meta.oracle_action")
+            except FormatError:
+                pred = None
+            hits += bool(exact_match(pred, step.action))
+            states += 1
     probs = [float(step.meta["oracle_prob"]) for s in test for step in s.steps if "oracle_prob" in step.meta]
-    return OracleCeiling(exact_match=hits / len(states), expected=sum(probs) / len(probs) if probs else None,
-                         states=len(states))
+    return OracleCeiling(exact_match=hits / states, expected=sum(probs) / len(probs) if probs else None,
+                         states=states)
 
 
 def format_stats(stats: DatasetStats) -> str:

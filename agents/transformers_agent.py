@@ -139,7 +139,7 @@ class TransformersAgent(BaseAgent):
     ) -> list[tuple[str, float]]:
         """Answers plus each answer's rationale self-certainty (docs/architecture.md §5).
 
-        ``benchmarks.evaluate`` uses this, when an agent has it, to score the
+        ``agents.evaluation`` uses this, when an agent has it, to score the
         self-certainty reward component. A completion without a rationale scores 0.
 
         Returns:

@@ -165,7 +165,7 @@ def predicted_type_share(metrics: Mapping[str, Any]) -> dict[str, float] | None:
 
     Reads ``predicted_type_share`` when present, else derives it from the
     ``confusion`` table (``{gold: {predicted or "invalid": count}}``) that
-    ``benchmarks.evaluate`` writes, so older metrics files work too.
+    ``agents.evaluation`` writes, so older metrics files work too.
 
     Returns:
         Type -> fraction of all predictions, or None when neither field is there (or there

@@ -37,6 +37,9 @@ from agents.evaluation import (
     reward_config,
 )
 from agents.registry import AGENT_SPECS, make_agent
+from shop_env.html_compact import PAGE_FORMATS
+from shop_env.sessions import SPLIT_CHOICES
+from shop_env.states import CONTEXTS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,10 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", default=None,
                         help="session source: path.jsonl, synthetic:N[?seed=S], opera:<root>, shopcart:<path> "
                         "(default: shop_env.datasets.DEFAULT_SOURCE)")
-    parser.add_argument("--split", default="test", choices=("train", "test", "all"),
+    parser.add_argument("--split", default="test", choices=SPLIT_CHOICES,
                         help="which sessions to evaluate on (default: test)")
     parser.add_argument("--out", default=None, help="output directory (default: runs/eval-<agent>)")
-    parser.add_argument("--context", default=None, choices=("whole-session", "latest-step"),
+    parser.add_argument("--context", default=None, choices=CONTEXTS,
                         help="prompt context: every past page, or only the current page (paper Tab. 5); "
                              "default: what an hf:<dir> checkpoint was trained with, else whole-session")
     parser.add_argument("--max-history", type=int, default=None,
@@ -78,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--max-new-tokens", type=int, default=256, help="completion token limit")
     model.add_argument("--max-prompt-tokens", type=int, default=None,
                        help="prompt budget; oldest pages dropped first (default: the checkpoint's, else none)")
-    model.add_argument("--page-format", choices=("compact", "html"), default=None,
+    model.add_argument("--page-format", choices=PAGE_FORMATS, default=None,
                        help="how pages enter prompts: compact text or the pruned HTML (default: the checkpoint's, "
                             "else compact)")
     model.add_argument("--device", default=None, help="torch device for hf: agents (default: cuda if available)")

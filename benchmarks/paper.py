@@ -29,11 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from rewards.metrics import terminate_share  # noqa: E402
-from training.config import (  # noqa: E402
+from rewards.metrics import terminate_share
+from training.config import (
     ConfigError,
     TrainConfig,
     config_from_dict,

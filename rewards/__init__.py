@@ -14,7 +14,7 @@ from rewards.action import action_reward, exact_match, normalise_text, type_matc
 from rewards.breakdown import RewardBreakdown
 from rewards.certainty import DEFAULT_CHUNK_TOKENS, self_certainty, self_certainty_from_entropy
 from rewards.config import ACTION_REWARD_MODES, SELF_CERTAINTY_VARIANTS, RewardConfig
-from rewards.format import check_format, format_reward
+from rewards.format import check_format
 from rewards.metrics import compute_metrics, markdown_table
 from rewards.rationale import (
     rationale_char_span,
@@ -38,7 +38,6 @@ __all__ = [
     "check_format",
     "compute_metrics",
     "exact_match",
-    "format_reward",
     "markdown_table",
     "normalise_text",
     "rationale_char_span",

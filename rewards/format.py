@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rewards.config import RewardConfig
 from shop_env.actions import Response, parse_response
-
-_DEFAULT = RewardConfig()
 
 
 def check_format(text: Any) -> tuple[Response | None, str | None]:
@@ -25,10 +22,3 @@ def check_format(text: Any) -> tuple[Response | None, str | None]:
         return None, str(err) or type(err).__name__
     except (RecursionError, MemoryError, TypeError) as err:  # defensive: never crash a run
         return None, f"response could not be parsed: {type(err).__name__}"
-
-
-def format_reward(text: Any, config: RewardConfig | None = None) -> float:
-    """``format_weight`` if ``text`` is a valid response and ``use_format`` is on, else 0."""
-    config = config or _DEFAULT
-    response, _ = check_format(text)
-    return config.format_weight if response is not None and config.use_format else 0.0

@@ -132,11 +132,6 @@ def slugify(text: str, limit: int = MAX_LABEL_CHARS) -> str:
 _cached_slug = lru_cache(maxsize=4096)(slugify)
 
 
-def is_interactive(element: etree._Element) -> bool:
-    """True for the elements that get names (after role normalisation)."""
-    return element.tag in INTERACTIVE_TAGS or element.get("role") in INTERACTIVE_ROLES
-
-
 def is_section_container(tag: str, role: str | None, keys: list[str]) -> bool:
     """True for a non-interactive element that names a section (rule 3).
 

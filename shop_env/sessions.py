@@ -323,6 +323,10 @@ def split_rule(sessions: Iterable[Session], test_fraction: float = 0.2) -> str:
     return hashed if own != {True, False} else f"the data set's own split where given, else {hashed}"
 
 
+#: The split names :func:`select_split` (and every ``--split``/``eval.split``) accepts.
+SPLIT_CHOICES: tuple[str, ...] = ("train", "test", "all")
+
+
 def select_split(sessions: Iterable[Session], split: str | None, test_fraction: float = 0.2) -> list[Session]:
     """Keep the sessions of ``split`` (``train``, ``test`` or None/``all`` for every one),
     by :func:`session_split`.
@@ -332,6 +336,6 @@ def select_split(sessions: Iterable[Session], split: str | None, test_fraction: 
     """
     if split in (None, "all"):
         return list(sessions)
-    if split not in ("train", "test"):
-        raise ValueError(f"unknown split {split!r}: expected 'train', 'test', 'all' or None")
+    if split not in SPLIT_CHOICES:
+        raise ValueError(f"unknown split {split!r}: expected one of {', '.join(map(repr, SPLIT_CHOICES))} or None")
     return [s for s in sessions if session_split(s, test_fraction) == split]

@@ -12,7 +12,6 @@ from shop_env.prompt import PAGE_DROPPED, format_target
 from training.models import TinySpec, load_model
 from training.sft import (
     METRICS_FILE,
-    SFT_PRESETS,
     SFTSettings,
     build_sft_dataset,
     build_trainer,
@@ -161,16 +160,11 @@ def test_resume_continues_the_step_count(sessions, base_dir, tmp_path) -> None:
     assert state["global_step"] == 4
 
 
-def test_settings_presets_and_unknown_keys() -> None:
-    paper = SFTSettings.preset("paper")
-    assert paper.epochs == 4 and paper.learning_rate == 2e-5
-    assert SFTSettings.preset("tiny", epochs=1.0).epochs == 1.0
-    assert set(SFT_PRESETS) == {"tiny", "paper"}
+def test_settings_round_trip_and_unknown_keys() -> None:
+    settings = SFTSettings(epochs=4.0, learning_rate=2e-5, grad_accum=8, context="latest-step")
     with pytest.raises(ValueError, match="'bogus'"):
         SFTSettings.from_dict({"bogus": 1})
-    with pytest.raises(ValueError, match="unknown SFT preset"):
-        SFTSettings.preset("huge")
-    assert SFTSettings.from_dict(paper.to_dict()) == paper
+    assert SFTSettings.from_dict(settings.to_dict()) == settings
 
 
 def test_bad_inputs_raise_clear_errors(sessions, base_dir) -> None:

@@ -21,54 +21,63 @@ from typing import Any
 
 import yaml
 
+from shop_env.html_compact import PAGE_FORMATS
+from shop_env.sessions import SPLIT_CHOICES
+from shop_env.states import CONTEXTS
+from training.precision import PRECISIONS
+
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_PRESET = "tiny-cpu"
 
-#: RewardConfig field names (docs/architecture.md §5), used when the ``rewards`` package is not importable.
-_REWARD_KEYS_FALLBACK = (
-    "type_reward", "click_name_attr", "input_name_attr", "input_text_attr", "input_name_value",
-    "dars_factor", "rouge_threshold", "format_weight", "self_certainty_alpha", "action_reward",
-    "use_format", "use_self_certainty", "self_certainty_variant", "self_certainty_temperature",
-)
-
-
 class ConfigError(ValueError):
     """A preset or override that cannot be resolved (unknown key, wrong type, missing file)."""
+
+
+def _key(default: Any = dataclasses.MISSING, help: str = "", *, choices: tuple[str, ...] | None = None,
+         factory: Any = dataclasses.MISSING) -> Any:
+    """A config field whose ``help`` (and allowed ``choices``) live in its metadata, as TRL does:
+    ``--help``'s key list and the start-up choice checks are generated from them."""
+    metadata = {"help": help, "choices": choices}
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
 class DataConfig:
     """Where the sessions come from and how states become prompts."""
 
-    sessions: str = "synthetic:200?seed=0"
-    context: str = "latest-step"
-    max_history: int | None = None
-    max_prompt_tokens: int | None = None
-    rationales: str = "template"
-    test_fraction: float = 0.2
-    page_format: str = "compact"
+    sessions: str = _key("synthetic:200?seed=0", "session source: synthetic:N[?seed=S], opera:DIR, "
+                         "shopcart:FILE or a JSONL path")
+    context: str = _key("latest-step", "prompt context: the latest step with its history, or the whole "
+                        "session as one chat", choices=CONTEXTS)
+    max_history: int | None = _key(None, "past steps kept in a prompt (null: all that fit the budget)")
+    max_prompt_tokens: int | None = _key(None, "prompt token budget (null: derived from sft.max_seq_tokens)")
+    rationales: str = _key("template", "writer of missing rationales: template or openai:MODEL@URL")
+    test_fraction: float = _key(0.2, "share of sessions held out for evaluation (sources without their "
+                                "own split)")
+    page_format: str = _key("compact", "how pages are shown to the model", choices=PAGE_FORMATS)
 
 
 @dataclass
 class SFTConfig:
     """Cold-start supervised fine-tuning.
 
-    ``max_steps`` caps the optimizer steps (None: all epochs); ``max_sessions`` trains on a
-    seeded sample of that many training sessions (None: all), which also bounds the time
-    spent building the chat dataset. ``batch_size`` is the global batch (chats per optimizer
-    step over all devices); ``micro_batch_size`` is what one device runs per forward/backward
-    (None: all of its share), the rest is gradient accumulation (:mod:`training.batching`).
+    ``batch_size`` is the global batch (chats per optimizer step over all devices);
+    ``micro_batch_size`` is what one device runs per forward/backward (None: all of its
+    share), the rest is gradient accumulation (:mod:`training.batching`).
     """
 
-    enabled: bool = True
-    epochs: float = 1.0
-    learning_rate: float = 2e-5
-    batch_size: int = 8
-    max_seq_tokens: int = 2048
-    max_steps: int | None = None
-    max_sessions: int | None = None
-    micro_batch_size: int | None = None
-    gradient_checkpointing: bool = False
+    enabled: bool = _key(True, "run the SFT stage")
+    epochs: float = _key(1.0, "passes over the training chats (fractions allowed)")
+    learning_rate: float = _key(2e-5, "peak learning rate (AdamW, cosine schedule)")
+    batch_size: int = _key(8, "global batch: chats per optimizer step over all devices")
+    max_seq_tokens: int = _key(2048, "every training chat is fitted to this many tokens")
+    max_steps: int | None = _key(None, "cap on optimizer steps (null: all epochs)")
+    max_sessions: int | None = _key(None, "train on a seeded sample of this many training sessions (null: all)")
+    micro_batch_size: int | None = _key(None, "chats per device per forward/backward (null: the device's "
+                                        "whole share); the rest is gradient accumulation")
+    gradient_checkpointing: bool = _key(False, "trade compute for activation memory")
 
 
 @dataclass
@@ -79,33 +88,35 @@ class GRPOSection:
     of the device's share); the rest is gradient accumulation (:mod:`training.batching`).
     """
 
-    enabled: bool = True
-    steps: int = 10
-    learning_rate: float = 1e-6
-    batch_size: int = 8
-    num_generations: int = 4
-    temperature: float = 0.6
-    top_p: float = 1.0
-    kl_beta: float = 0.001
-    max_completion_tokens: int = 128
-    save_steps: int = 5
-    self_certainty_chunk: int = 256
-    #: TRL loss aggregation: "dapo" is verl's token-mean over the whole batch.
-    loss_type: str = "dapo"
-    #: Advantage normalisation: "group" divides by the std of each prompt's group (GRPO).
-    scale_rewards: str = "group"
-    micro_batch_size: int | None = None
-    gradient_checkpointing: bool = False
+    enabled: bool = _key(True, "run the GRPO stage")
+    steps: int = _key(10, "optimizer steps")
+    learning_rate: float = _key(1e-6, "learning rate (AdamW)")
+    batch_size: int = _key(8, "global batch in completions (prompts x num_generations), a multiple of "
+                           "num_generations")
+    num_generations: int = _key(4, "completions sampled per prompt (the group; >= 2)")
+    temperature: float = _key(0.6, "sampling temperature of the rollouts")
+    top_p: float = _key(1.0, "nucleus sampling of the rollouts")
+    kl_beta: float = _key(0.001, "weight of the KL penalty to the SFT reference (0: no reference model)")
+    max_completion_tokens: int = _key(128, "token cap of one completion")
+    save_steps: int = _key(5, "checkpoint every N steps (and at the end)")
+    self_certainty_chunk: int = _key(256, "tokens per chunk when self-certainty is computed from logits")
+    loss_type: str = _key("dapo", "TRL loss aggregation (dapo: verl's token-mean over the batch)",
+                          choices=("dapo", "grpo", "bnpo", "dr_grpo"))
+    scale_rewards: str = _key("group", "advantage normalisation (group: by the std of each prompt's group)",
+                              choices=("group", "batch", "none"))
+    micro_batch_size: int | None = _key(None, "completions per device per forward/backward (null: the "
+                                        "device's whole share)")
+    gradient_checkpointing: bool = _key(False, "trade compute for activation memory")
 
 
 @dataclass
 class EvalConfig:
-    """Held-out evaluation; ``max_states`` keeps the first N states (None: all)."""
+    """Held-out evaluation of the zero-shot, SFT and Shop-R1 models."""
 
-    split: str = "test"
-    batch_size: int = 8
-    max_new_tokens: int = 128
-    max_states: int | None = None
+    split: str = _key("test", "the split evaluated", choices=SPLIT_CHOICES)
+    batch_size: int = _key(8, "observations per generation batch")
+    max_new_tokens: int = _key(128, "token cap of one answer")
+    max_states: int | None = _key(None, "evaluate the first N states only (null: all)")
 
 
 @dataclass
@@ -113,21 +124,20 @@ class TrainConfig:
     """One training run, resolved from a preset plus overrides.
 
     ``reward`` holds :class:`rewards.RewardConfig` fields (only those that differ from its
-    defaults need be given); :meth:`reward_config` builds the object.
+    defaults need be given), checked against it when the config is built; :meth:`reward_config`
+    builds the object.
     """
 
-    name: str = DEFAULT_PRESET
-    seed: int = 0
-    backend: str = "local"
-    model: str = "tiny"
-    #: ``auto`` | ``fp32`` | ``bf16`` (training.precision): auto is bf16 where the CPU/GPU has it.
-    precision: str = "auto"
-    data: DataConfig = field(default_factory=DataConfig)
-    sft: SFTConfig = field(default_factory=SFTConfig)
-    grpo: GRPOSection = field(default_factory=GRPOSection)
-    reward: dict[str, Any] = field(default_factory=dict)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-
+    name: str = _key(DEFAULT_PRESET, "run name: output goes to OUT/NAME/")
+    seed: int = _key(0, "seed of data order, sampling and initialisation")
+    backend: str = _key("local", "local: TRL on this machine; verl: launch verl on Ray", choices=("local", "verl"))
+    model: str = _key("tiny", "tiny, smollm2-135m, a preset model name, or a checkpoint directory")
+    precision: str = _key("auto", "auto: bf16 where the CPU/GPU has it, else fp32", choices=PRECISIONS)
+    data: DataConfig = _key(factory=DataConfig)
+    sft: SFTConfig = _key(factory=SFTConfig)
+    grpo: GRPOSection = _key(factory=GRPOSection)
+    reward: dict[str, Any] = _key(factory=dict, help="RewardConfig fields that differ from the paper's defaults")
+    eval: EvalConfig = _key(factory=EvalConfig)
     def to_dict(self) -> dict[str, Any]:
         """Return the config as plain data (what is written to ``config.yaml``)."""
         return dataclasses.asdict(self)
@@ -314,25 +324,18 @@ def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
 
 
 def _check_reward(value: Any) -> dict[str, Any]:
+    from rewards import RewardConfig
+
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise ConfigError("config key 'reward' must be a mapping of RewardConfig fields")
-    try:
-        from rewards import RewardConfig
-
-        known = [f.name for f in dataclasses.fields(RewardConfig)]
-    except ImportError:
-        known = list(_REWARD_KEYS_FALLBACK)
+    known = [f.name for f in dataclasses.fields(RewardConfig)]
     for key in value:
         if key not in known:
             raise ConfigError(f"unknown config key 'reward.{key}'{_close(key, known, 'reward.')}")
     try:
-        from rewards import RewardConfig
-
         RewardConfig.from_dict(dict(value))
-    except ImportError:
-        pass
     except (TypeError, ValueError) as err:
         raise ConfigError(f"reward: {err}") from None
     return dict(value)
@@ -366,17 +369,57 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     raise ConfigError(f"config key {where!r} must be {names}, got {value!r}")
 
 
+def _choice_fields(section: Any, prefix: str = "") -> list[tuple[str, Any, tuple[str, ...]]]:
+    """``(dotted key, value, allowed)`` of every field with ``choices`` metadata, recursively."""
+    out = []
+    for item in dataclasses.fields(section):
+        value = getattr(section, item.name)
+        if dataclasses.is_dataclass(value):
+            out += _choice_fields(value, f"{prefix}{item.name}.")
+        elif item.metadata.get("choices"):
+            out.append((f"{prefix}{item.name}", value, item.metadata["choices"]))
+    return out
+
+
+def config_keys_help() -> str:
+    """The ``config keys`` section of ``--help``, generated from the fields' metadata.
+
+    One line per key: dotted name, help, allowed values and default; ``reward.*`` lists
+    :class:`rewards.RewardConfig`'s fields with their defaults.
+    """
+    from rewards import RewardConfig
+
+    lines = ["config keys (--set KEY=VALUE, YAML-typed; defaults are the built-in ones, which presets override):"]
+    defaults = TrainConfig()
+    for item in dataclasses.fields(TrainConfig):
+        value = getattr(defaults, item.name)
+        if dataclasses.is_dataclass(value):
+            for sub_field in dataclasses.fields(value):
+                lines.append(_key_line(f"{item.name}.{sub_field.name}", sub_field, getattr(value, sub_field.name)))
+        elif item.name != "reward":
+            lines.append(_key_line(item.name, item, value))
+    reward = RewardConfig()
+    lines.append("  reward.<field>: a RewardConfig field (docs/architecture.md §5), default shown:")
+    names = [f"{f.name}={getattr(reward, f.name)!r}" for f in dataclasses.fields(RewardConfig)]
+    row = "    "
+    for name in names:
+        if len(row) + len(name) > 96:
+            lines.append(row.rstrip())
+            row = "    "
+        row += name + " "
+    lines.append(row.rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _key_line(key: str, item: dataclasses.Field, default: Any) -> str:
+    choices = item.metadata.get("choices")
+    allowed = f" [{'|'.join(choices)}]" if choices else ""
+    shown = "null" if default is None else default
+    return f"  {key:<28} {item.metadata.get('help', '')}{allowed} (default: {shown})"
+
+
 def _check_choices(config: TrainConfig) -> None:
-    choices = {
-        "backend": (config.backend, ("local", "verl")),
-        "precision": (config.precision, ("auto", "fp32", "bf16")),
-        "grpo.loss_type": (config.grpo.loss_type, ("dapo", "grpo", "bnpo", "dr_grpo")),
-        "grpo.scale_rewards": (config.grpo.scale_rewards, ("group", "batch", "none")),
-        "data.context": (config.data.context, ("whole-session", "latest-step")),
-        "data.page_format": (config.data.page_format, ("compact", "html")),
-        "eval.split": (config.eval.split, ("train", "test", "all")),
-    }
-    for key, (value, allowed) in choices.items():
+    for key, value, allowed in _choice_fields(config):
         if value not in allowed:
             raise ConfigError(f"config key {key!r} must be one of {', '.join(allowed)}, got {value!r}")
     positive = {

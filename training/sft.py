@@ -92,17 +92,6 @@ class SFTSettings:
     precision: str = "auto"
 
     @classmethod
-    def preset(cls, name: str, **overrides: Any) -> SFTSettings:
-        """Return the preset ``name`` (``tiny`` or ``paper``) with ``overrides`` applied.
-
-        Raises:
-            ValueError: an unknown preset or override key.
-        """
-        if name not in SFT_PRESETS:
-            raise ValueError(f"unknown SFT preset {name!r}: expected one of {', '.join(SFT_PRESETS)}")
-        return cls.from_dict({**SFT_PRESETS[name], **overrides})
-
-    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SFTSettings:
         """Build settings from a dict of field values.
 
@@ -118,18 +107,6 @@ class SFTSettings:
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as plain data."""
         return dataclasses.asdict(self)
-
-
-#: Presets: ``tiny`` trains the random-init CPU model from scratch (high lr, many small
-#: steps on short latest-step chats, as the ``tiny-cpu`` pipeline config); ``paper`` is the
-#: paper's cold start (4 epochs at 2e-5, whole-session context).
-SFT_PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {"epochs": 2.0, "max_steps": 720, "learning_rate": 3e-3, "batch_size": 4, "max_seq_tokens": 1024,
-             "context": "latest-step", "max_history": 4, "max_prompt_tokens": 640,
-             "warmup_ratio": 0.05, "weight_decay": 0.01, "save_steps": 100},
-    "paper": {"epochs": 4.0, "learning_rate": 2e-5, "batch_size": 8, "grad_accum": 8, "max_seq_tokens": 32768,
-              "context": "whole-session", "warmup_ratio": 0.03, "gradient_checkpointing": True, "save_steps": 200},
-}
 
 
 def build_sft_dataset(sessions: Sequence[Session], tokenizer: Any, settings: SFTSettings) -> Any:

@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shop_env.html_compact import PAGE_FORMATS
 from shop_env.sessions import Session, select_split
+from shop_env.states import CONTEXTS
 
 ABILITY = "web_shopping"
 DATA_SOURCE_PREFIX = "shop_r1/"
@@ -238,10 +240,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", default=None, help="session source (default: the preset's data.sessions)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--config", default=None, help="training preset whose data/reward settings to use")
-    parser.add_argument("--context", choices=("whole-session", "latest-step"), default=None)
+    parser.add_argument("--context", choices=CONTEXTS, default=None)
     parser.add_argument("--max-history", type=int, default=None)
     parser.add_argument("--max-prompt-tokens", type=int, default=None)
-    parser.add_argument("--page-format", choices=("compact", "html"), default=None,
+    parser.add_argument("--page-format", choices=PAGE_FORMATS, default=None,
                         help="how pages enter prompts (default: the preset's data.page_format, else compact)")
     parser.add_argument("--tokenizer", default=None, help="local tokenizer folder for the token budget")
     parser.add_argument("--no-sft", action="store_true", help="skip the SFT chat files")

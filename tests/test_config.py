@@ -170,3 +170,33 @@ def test_bad_values_fail_at_start_up_naming_the_key(override, key):
 def test_zero_kl_beta_and_null_limits_are_valid():
     config = load_config("tiny-cpu", ["grpo.kl_beta=0", "eval.max_states=null", "data.max_history=null"])
     assert config.grpo.kl_beta == 0 and config.eval.max_states is None
+
+
+def test_help_lists_every_config_key_with_its_choices():
+    import dataclasses
+    import os
+
+    from rewards import RewardConfig
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "training/grpo.py", "--help"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    defaults = TrainConfig()
+    for item in dataclasses.fields(TrainConfig):
+        value = getattr(defaults, item.name)
+        keys = ([f"{item.name}.{f.name}" for f in dataclasses.fields(value)] if dataclasses.is_dataclass(value)
+                else [item.name])
+        for key in keys:
+            if key != "reward":
+                assert f"  {key} " in done.stdout, key
+    for reward_field in dataclasses.fields(RewardConfig):
+        assert f"{reward_field.name}=" in done.stdout
+    assert "[dapo|grpo|bnpo|dr_grpo]" in done.stdout and "[train|test|all]" in done.stdout
+
+
+def test_choice_errors_come_from_field_metadata():
+    with pytest.raises(ConfigError, match="'data.page_format' must be one of compact, html"):
+        config_from_dict({"data": {"page_format": "pdf"}})
+    with pytest.raises(ConfigError, match="'eval.split' must be one of train, test, all"):
+        config_from_dict({"eval": {"split": "dev"}})

@@ -94,7 +94,7 @@ def evaluate(
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    config = reward_config(config)
+    config = rewards.RewardConfig.coerce(config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     keys = [_key(state) for state in states]
@@ -273,7 +273,7 @@ def summarize(records: Sequence[Mapping[str, Any]], config: Any = None) -> dict[
 
     golds = [Action.from_dict(r["gold"], field="gold") for r in records]
     preds = [Action.from_dict(r["pred"], field="pred") if r.get("pred") else None for r in records]
-    metrics = dict(compute_metrics(preds, golds, reward_config(config),
+    metrics = dict(compute_metrics(preds, golds, rewards.RewardConfig.coerce(config),
                                    session_ids=[str(r["session_id"]) for r in records]))
     n = len(records)
     metrics["reward"] = {
@@ -365,17 +365,3 @@ def _parse_record(raw: bytes) -> dict | None:
 
 def _key(state: Any) -> tuple[str, int]:
     return (str(state.session_id), int(state.step))
-
-
-def reward_config(config: Any) -> rewards.RewardConfig:
-    """A ``RewardConfig`` from None (defaults), a dict of its fields, or a config itself.
-
-    Raises:
-        ValueError: the dict names an unknown field or holds a bad value.
-    """
-    RewardConfig = rewards.RewardConfig
-    if config is None:
-        return RewardConfig()
-    if isinstance(config, Mapping):
-        return RewardConfig.from_dict(config)
-    return config

@@ -34,9 +34,9 @@ from agents.evaluation import (
     REPORT,
     PredictionsError,
     evaluate,
-    reward_config,
 )
 from agents.registry import AGENT_SPECS, make_agent
+from rewards import RewardConfig
 from shop_env.html_compact import PAGE_FORMATS
 from shop_env.sessions import SPLIT_CHOICES
 from shop_env.states import CONTEXTS
@@ -217,7 +217,7 @@ def _load_reward_config(path: str | None) -> Any:
             data = data["reward"]  # a whole training preset: take its reward section
         if data is not None and not isinstance(data, Mapping):
             raise ValueError(f"must hold a mapping of RewardConfig fields, got {type(data).__name__}")
-        return reward_config(data or {})
+        return RewardConfig.coerce(data or {})
     except (OSError, ValueError) as err:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise UsageError(f"--reward-config {path}: {err}") from None
 

@@ -129,6 +129,20 @@ class RewardConfig:
         return fmt + certainty + action
 
     @classmethod
+    def coerce(cls, value: RewardConfig | Mapping[str, Any] | None) -> RewardConfig:
+        """The config ``value`` stands for: itself, one built from a dict of fields, or the defaults (None).
+
+        Raises:
+            ValueError: a dict with an unknown field or a bad value (see :meth:`from_dict`).
+            TypeError: ``value`` is none of these.
+        """
+        if value is None or isinstance(value, cls):
+            return value or cls()
+        if isinstance(value, Mapping):
+            return cls.from_dict(value)
+        raise TypeError(f"reward must be a RewardConfig, a dict or None, got {type(value).__name__}")
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> RewardConfig:
         """Build a config from a mapping (e.g. the ``reward:`` section of a YAML preset).
 

@@ -100,38 +100,63 @@ def _load_sessions(sessions: Any, split: str | None) -> tuple[list[Session], str
     )
 
 
-def _reward_config(reward: Any) -> rewards.RewardConfig:
-    if reward is None:
-        return rewards.RewardConfig()
-    if isinstance(reward, rewards.RewardConfig):
-        return reward
-    if isinstance(reward, Mapping):
-        return rewards.RewardConfig.from_dict(dict(reward))
-    raise TypeError(f"reward must be a RewardConfig, a dict or None, got {type(reward).__name__}")
-
-
 class ShopReplayEnv(gymnasium.Env[dict[str, Any], str]):
     """Replays logged shopping sessions; rewards predicting the human's next action.
 
-    Args:
-        sessions: a ``shop_env.load_sessions`` source string or path, or a list of
-            :class:`~shop_env.sessions.Session`; None loads the bundled synthetic set
-            (``shop_env.datasets.DEFAULT_SOURCE``).
-        split: ``"train"``, ``"test"`` or None/``"all"``.
-        context: ``"whole-session"`` (history carries every past page) or
-            ``"latest-step"`` (history carries past URLs and actions only).
-        reward: a ``rewards.RewardConfig``, a dict of its fields, or None (defaults).
-        max_history: keep only the last N past steps in the history (None keeps all).
-        render_mode: ``"ansi"`` or None.
+    ## Description
 
-    Observation: a dict ``url``, ``html``, ``history`` (JSON string), ``session_id``,
-    ``step`` (int) — see :mod:`shop_env.states`. Action: the model's response text.
+    One episode is one logged session. At each step the agent sees the page the human saw
+    (and what came before) and answers, as text, what the human does next; the env scores the
+    answer against the logged action and moves on to the next logged page whatever the
+    answer was (a replay, not a simulation of the shop).
 
-    ``info`` from :meth:`step`: ``session_id``, ``step`` (the step scored),
-    ``gold_action`` (dict), ``reward_breakdown`` (dict), ``exact_match``, ``type_match``,
-    ``parse_error`` (None or the reason the response is invalid; invalid earns 0) and
+    ## Action space
+
+    The model's raw response text (:class:`AnyText`): a JSON object with a first-person
+    ``rationale`` and an ``action`` -- ``{"type": "click", "name": ...}``,
+    ``{"type": "type_and_submit", "name": ..., "text": ...}`` or ``{"type": "terminate"}``
+    (docs/architecture.md §4). Text that breaks the format is a valid action that earns 0;
+    a non-string action is treated the same way, never raised on.
+
+    ## Observation space
+
+    A :class:`gymnasium.spaces.Dict` of text fields ``url``, ``html`` (the simplified page),
+    ``history`` (JSON string of earlier pages and actions), ``session_id``, and ``step``
+    (int): see :mod:`shop_env.states`.
+
+    ## Rewards
+
+    ``rewards.score_answer`` under ``reward``: the format reward, the rationale's
+    self-certainty (0 here: the env has no model logits; training adds it) and the
+    hierarchical action reward with difficulty-aware scaling (DARS), or the binary reward
+    (docs/architecture.md §5). ``info`` from :meth:`step`: ``session_id``, ``step`` (the
+    step scored), ``gold_action`` (dict), ``reward_breakdown`` (dict), ``exact_match``,
+    ``type_match``, ``parse_error`` (None or why the response is invalid) and
     ``candidates`` (element names on the page the action was taken on). ``info`` from
     :meth:`reset`: ``session_id``, ``step``, ``n_steps``, ``candidates`` (current page).
+
+    ## Episode end
+
+    ``terminated`` is True after the session's last logged action is scored; ``truncated``
+    is always False. :meth:`reset` picks a session with the env's RNG (``seed``), or the
+    one named by ``options={"session_id": ...}`` (or ``{"session_index": ...}``).
+
+    ## Arguments
+
+    * ``sessions``: a ``shop_env.load_sessions`` source string or path, or a list of
+      :class:`~shop_env.sessions.Session`; None loads the bundled synthetic set
+      (``shop_env.datasets.DEFAULT_SOURCE``).
+    * ``split``: ``"train"``, ``"test"`` or None/``"all"``.
+    * ``context``: ``"whole-session"`` (history carries every past page) or
+      ``"latest-step"`` (history carries past URLs and actions only).
+    * ``reward``: a ``rewards.RewardConfig``, a dict of its fields, or None (defaults).
+    * ``max_history``: keep only the last N past steps in the history (None keeps all).
+    * ``render_mode``: ``"ansi"`` or None.
+
+    ## Registered configurations
+
+    ``gym.make("ShopReplay-v0", **arguments)`` after ``import shop_env``; the defaults
+    above apply. Every registered id passes ``gymnasium.utils.env_checker.check_env``.
 
     Raises:
         ValueError: unknown context or split, bad max_history or render mode, an empty
@@ -155,7 +180,7 @@ class ShopReplayEnv(gymnasium.Env[dict[str, Any], str]):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r}: expected 'ansi' or None")
         self.render_mode = render_mode
-        self.reward_config = _reward_config(reward)
+        self.reward_config = rewards.RewardConfig.coerce(reward)
         loaded, described = _load_sessions(sessions, split)
         if not loaded:
             raise ValueError(f"no sessions to replay in {described} (split={split!r})")

@@ -65,3 +65,14 @@ def test_invalid_values_name_the_field(field, value, message):
 def test_config_is_immutable():
     with pytest.raises(AttributeError):
         RewardConfig().dars_factor = 1.0  # type: ignore[misc]
+
+
+def test_coerce_takes_a_config_a_dict_or_none():
+    from rewards import RewardConfig
+
+    custom = RewardConfig(dars_factor=1.0)
+    assert RewardConfig.coerce(custom) is custom
+    assert RewardConfig.coerce(None) == RewardConfig()
+    assert RewardConfig.coerce({"dars_factor": 1.0}) == custom
+    with pytest.raises(TypeError, match="got list"):
+        RewardConfig.coerce([("dars_factor", 1.0)])

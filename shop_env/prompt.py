@@ -278,6 +278,27 @@ class _Message:
         return {"role": self.role, "content": "".join(p.text for p in self.pieces)}
 
 
+def chat_token_ids(tokenizer: Any, messages: list[dict[str, str]], *, add_generation_prompt: bool = False) -> list[int]:
+    """The token ids of a chat rendered by the tokenizer's chat template.
+
+    The one place chats are tokenized for counting and budgets (prompts here, SFT chats,
+    GRPO's prompt ids); transformers returns a list, a nested list or a BatchEncoding
+    depending on version and tokenizer, all read here.
+
+    Args:
+        tokenizer: a tokenizer with a chat template.
+        messages: ``{"role", "content"}`` dicts (extra keys are ignored by templates).
+        add_generation_prompt: append the assistant turn's opening, as generation sees it.
+    """
+    ids = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=add_generation_prompt,
+                                        return_dict=False)
+    if isinstance(ids, Mapping) or hasattr(ids, "keys"):
+        ids = ids["input_ids"]
+    if ids and isinstance(ids[0], list):
+        ids = ids[0]
+    return list(ids)
+
+
 class _Counter:
     """Counts tokens of texts (cached) and of whole chats."""
 
@@ -301,12 +322,7 @@ class _Counter:
 
     def chat(self, messages: list[dict[str, str]], add_generation_prompt: bool) -> int:
         if self.templated:
-            ids = self.tokenizer.apply_chat_template(
-                messages, tokenize=True, add_generation_prompt=add_generation_prompt, return_dict=False
-            )
-            if isinstance(ids, Mapping):
-                ids = ids["input_ids"]
-            return len(ids)
+            return len(chat_token_ids(self.tokenizer, messages, add_generation_prompt=add_generation_prompt))
         if self.tokenizer is None:  # one estimate over the whole text, not per piece
             chars = sum(len(m["content"]) for m in messages)
             return math.ceil(chars / 4) + MESSAGE_OVERHEAD_TOKENS * len(messages)

@@ -232,14 +232,11 @@ def parse_gold(value: Any) -> Action:
 
 def prompt_token_ids(tokenizer: Any, prompt: Any) -> list[int]:
     """Token ids of a prompt as GRPOTrainer feeds it (chat template + generation prompt)."""
+    from shop_env.prompt import chat_token_ids
+
     if isinstance(prompt, str):
         return list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-    ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
-    if hasattr(ids, "keys"):  # transformers 5 returns a BatchEncoding
-        ids = ids["input_ids"]
-    if ids and isinstance(ids[0], list):
-        ids = ids[0]
-    return list(ids)
+    return chat_token_ids(tokenizer, prompt, add_generation_prompt=True)
 
 
 def rationale_mask(tokenizer: Any, completion_ids: Sequence[int]) -> list[bool]:

@@ -149,10 +149,9 @@ def build_sft_dataset(sessions: Sequence[Session], tokenizer: Any, settings: SFT
 
 def chat_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:
     """Return the number of tokens of a chat rendered by the tokenizer's chat template."""
-    ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False)
-    if isinstance(ids, dict) or hasattr(ids, "keys"):
-        ids = ids["input_ids"]
-    return len(ids)
+    from shop_env.prompt import chat_token_ids
+
+    return len(chat_token_ids(tokenizer, messages))
 
 
 def _with_rationales(sessions: Sequence[Session], spec: str) -> list[Session]:

@@ -5,33 +5,16 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
+from chat_server import SECRET, Reply, ask, chat, client_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_chat_client import SECRET, ChatServer, Reply, ask, chat, client_for
 
 from agents.chat_client import ERROR_BODY_BYTES, SHOWN_BODY_CHARS, ChatCompletionsClient, ChatRequestError
 from benchmarks import fuzz
 
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., ChatServer]]:
-    servers: list[ChatServer] = []
-
-    def start(*script: Reply, **kwargs) -> ChatServer:
-        servers.append(ChatServer(list(script), **kwargs))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
-
-
-@pytest.fixture(autouse=True)
-def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SHOP_R1_TEST_KEY", SECRET)
+pytestmark = pytest.mark.usefixtures("api_key")
 
 
 @pytest.mark.parametrize("status", [400, 500, 200])

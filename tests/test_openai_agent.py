@@ -7,37 +7,18 @@ client itself, in test_chat_client.py; here: what the agent adds on top of it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
 
 import pytest
-from test_chat_client import ChatServer, Reply, chat
+from chat_server import MESSAGES, SECRET, ChatServer, Reply, chat
 
 from agents import OpenAICompatibleAgent, make_agent
 from agents.openai_agent import RequestFailed
 from shop_env.actions import parse_response
 
-SECRET = "sk-test-Zq9-very-secret-key"
-MESSAGES = [{"role": "system", "content": "answer"}, {"role": "user", "content": "page"}]
 ANSWER = '{"rationale": "I want the tent.", "action": {"type": "click", "name": "results.tent"}}'
 
 
-@pytest.fixture
-def serve() -> Iterator[Callable[..., ChatServer]]:
-    servers: list[ChatServer] = []
-
-    def start(*script: Reply) -> ChatServer:
-        server = ChatServer(list(script))
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
-
-
-@pytest.fixture(autouse=True)
-def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SHOP_R1_TEST_KEY", SECRET)
+pytestmark = pytest.mark.usefixtures("api_key")
 
 
 def agent_for(server: ChatServer, **kwargs) -> OpenAICompatibleAgent:

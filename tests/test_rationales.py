@@ -7,9 +7,9 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from chat_server import ChatServer, Reply
 from hypothesis import given
 from hypothesis import strategies as st
-from test_chat_client import ChatServer, Reply
 from test_sft_sessions import make_sessions
 
 from shop_env.actions import Action

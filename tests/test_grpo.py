@@ -12,9 +12,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
+from session_factory import three_step_sessions  # noqa: E402
+
 from rewards import RewardConfig, score  # noqa: E402
 from shop_env.actions import Action  # noqa: E402
-from shop_env.sessions import Session, Step  # noqa: E402
 from shop_env.states import build_states  # noqa: E402
 from training.checkpoints import last_checkpoint, read_metrics  # noqa: E402
 from training.config import load_config  # noqa: E402
@@ -25,26 +26,6 @@ from training.grpo_reward import (  # noqa: E402
     token_char_offsets,
 )
 from training.grpo_train import CHECKPOINTS, run_grpo  # noqa: E402
-
-PAGE = ('<html><body><section name="search"><input name="search.query"/>'
-        '<button name="search.go">Go</button></section><section name="results">'
-        '<a name="results.alpine_tent.view">Alpine 2 person tent $129</a>'
-        '<a name="results.trail_pack.view">Trail pack 40L $89</a></section></body></html>')
-
-
-def _sessions(n: int = 6) -> list[Session]:
-    """Small hand-written sessions: search, click a product, leave."""
-    out = []
-    for i in range(n):
-        steps = [
-            Step("https://shop.example/", PAGE, Action("type_and_submit", "search.query", "tent" if i % 2 else "backpack"),
-                 "I want to find a tent for my trip."),
-            Step("https://shop.example/s?k=tent", PAGE, Action("click", "results.alpine_tent.view"),
-                 "The alpine tent looks light and cheap, I want a closer look."),
-            Step("https://shop.example/p/1", PAGE, Action("terminate"), "I have seen enough for today."),
-        ]
-        out.append(Session(f"s-{i:03d}", steps, source="test"))
-    return out
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -60,7 +41,7 @@ def one_thread():
 def tiny(tmp_path_factory):
     from training.models import load_model
 
-    model, tokenizer = load_model("tiny", sessions=_sessions(), out_dir=tmp_path_factory.mktemp("tiny"))
+    model, tokenizer = load_model("tiny", sessions=three_step_sessions(), out_dir=tmp_path_factory.mktemp("tiny"))
     return model, tokenizer
 
 
@@ -162,13 +143,13 @@ def _tiny_config(steps: int, save_steps: int = 1):
 
 
 def _states():
-    return build_states(_sessions(), context="latest-step")
+    return build_states(three_step_sessions(), context="latest-step")
 
 
 def test_two_step_grpo_smoke_run_on_cpu(tiny, tmp_path):
     from training.models import load_model
 
-    model, tokenizer = load_model("tiny", sessions=_sessions(), out_dir=tmp_path / "m")
+    model, tokenizer = load_model("tiny", sessions=three_step_sessions(), out_dir=tmp_path / "m")
     final = run_grpo(_tiny_config(2, save_steps=2), model, tokenizer, _states(), tmp_path / "grpo", progress=False)
     assert (final / "config.json").is_file()
     records = read_metrics(tmp_path / "grpo" / "metrics.jsonl")
@@ -190,14 +171,14 @@ def test_interrupted_grpo_resumes_from_last_checkpoint(tiny, tmp_path):
                 raise KeyboardInterrupt  # as if the user pressed Ctrl-C after step 2 was logged
 
     out = tmp_path / "grpo"
-    model, tokenizer = load_model("tiny", sessions=_sessions(), out_dir=tmp_path / "m")
+    model, tokenizer = load_model("tiny", sessions=three_step_sessions(), out_dir=tmp_path / "m")
     with pytest.raises(KeyboardInterrupt):
         run_grpo(_tiny_config(3), model, tokenizer, _states(), out, progress=False, callbacks=[Interrupt()])
     assert last_checkpoint(out / CHECKPOINTS).name == "checkpoint-1"
     assert [r["step"] for r in read_metrics(out / "metrics.jsonl")] == [1, 2]
     before = read_metrics(out / "metrics.jsonl")[0]
 
-    model, tokenizer = load_model("tiny", sessions=_sessions(), out_dir=tmp_path / "m")
+    model, tokenizer = load_model("tiny", sessions=three_step_sessions(), out_dir=tmp_path / "m")
     run_grpo(_tiny_config(3), model, tokenizer, _states(), out, resume=True, progress=False)
     records = read_metrics(out / "metrics.jsonl")
     assert [r["step"] for r in records] == [1, 2, 3]

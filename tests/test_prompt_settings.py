@@ -37,7 +37,7 @@ def test_a_changed_system_prompt_and_a_corrupt_file_are_reported(tmp_path):
 
 def test_an_hf_agent_and_evaluate_read_the_saved_settings(tmp_path):
     pytest.importorskip("torch")
-    from test_sft_sessions import make_sessions
+    from session_factory import make_sessions
 
     from agents import make_agent
     from benchmarks import evaluate

@@ -10,7 +10,7 @@ import pytest
 from chat_server import ChatServer, Reply
 from hypothesis import given
 from hypothesis import strategies as st
-from test_sft_sessions import make_sessions
+from session_factory import make_sessions
 
 from shop_env.actions import Action
 from shop_env.sessions import Session, Step

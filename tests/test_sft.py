@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from test_sft_sessions import make_sessions
+from session_factory import make_sessions
 
 from shop_env.prompt import PAGE_DROPPED, format_target
 from training.models import TinySpec, load_model

@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
-from test_grpo import _sessions  # noqa: E402
+from session_factory import three_step_sessions  # noqa: E402
 
 from agents import make_agent  # noqa: E402
 from shop_env.prompt import build_messages  # noqa: E402
@@ -33,7 +33,7 @@ def chat_ids(tokenizer, messages) -> list[int]:
 
 def test_token_ids_of_one_chat_are_equal_at_every_stage(tmp_path) -> None:
     torch.set_num_threads(1)
-    sessions = _sessions(4)
+    sessions = three_step_sessions(4)
     states = build_states(sessions, context="latest-step")
     messages = build_messages(states[1].observation, context="latest-step")
     model, tokenizer = load_model("tiny", sessions=sessions, out_dir=tmp_path / "base", tiny=SMALL)

@@ -1,4 +1,4 @@
-"""Small, deterministic shopping sessions for the models/rationales/SFT tests.
+"""Small, deterministic shopping sessions: the one session factory of the tests.
 
 Built here (not by the simulated shop) so these tests do not depend on its output; the
 pages look like pruned pages: named interactive elements inside sections.
@@ -81,7 +81,22 @@ def make_sessions(n: int = 6, seed: int = 0, *, rationales: bool = True, pages: 
     return sessions
 
 
-def test_make_sessions_is_deterministic_and_valid() -> None:
-    first, again = make_sessions(4, seed=3), make_sessions(4, seed=3)
-    assert [s.to_dict() for s in first] == [s.to_dict() for s in again]
-    assert all(s.steps[-1].action.type == "terminate" for s in first)
+SEARCH_PAGE = ('<html><body><section name="search"><input name="search.query"/>'
+        '<button name="search.go">Go</button></section><section name="results">'
+        '<a name="results.alpine_tent.view">Alpine 2 person tent $129</a>'
+        '<a name="results.trail_pack.view">Trail pack 40L $89</a></section></body></html>')
+
+
+def three_step_sessions(n: int = 6) -> list[Session]:
+    """``n`` sessions of three steps on one page: search, click a product, leave (the GRPO tests)."""
+    out = []
+    for i in range(n):
+        steps = [
+            Step("https://shop.example/", SEARCH_PAGE, Action("type_and_submit", "search.query", "tent" if i % 2 else "backpack"),
+                 "I want to find a tent for my trip."),
+            Step("https://shop.example/s?k=tent", SEARCH_PAGE, Action("click", "results.alpine_tent.view"),
+                 "The alpine tent looks light and cheap, I want a closer look."),
+            Step("https://shop.example/p/1", SEARCH_PAGE, Action("terminate"), "I have seen enough for today."),
+        ]
+        out.append(Session(f"s-{i:03d}", steps, source="test"))
+    return out

@@ -216,7 +216,7 @@ _PAGES: dict[tuple[int, int], str] = {}
 
 def real_looking_page(rng: random.Random, window: int = 4000) -> str:
     """A window (about ``window`` characters) of a small listing page, mutated."""
-    from shop_env.html_sample import small_listing_page
+    from benchmarks.html_sample import small_listing_page
 
     key = (rng.randrange(3), rng.randrange(8))
     page = _PAGES.get(key)

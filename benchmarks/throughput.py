@@ -8,8 +8,8 @@ Sections:
    whether every gold action target of simulated sessions survives pruning under its
    gold name. Pages: ``--page FILE`` (repeatable), else the simulated shop's 1.4 MB
    listing page (``shop_env.synthetic.sample_page("search")``), plus the dense
-   stress-test listing of :mod:`shop_env.html_sample` (60 cards, ~3,700 elements).
-2. ``rewards``: ``rewards.bench.measure()`` (reward calls/s, our ROUGE-L vs rouge_score).
+   stress-test listing of :mod:`benchmarks.html_sample` (60 cards, ~3,700 elements).
+2. ``rewards``: ``benchmarks.reward_throughput.measure()`` (reward calls/s, our ROUGE-L vs rouge_score).
 3. ``env``: ``benchmarks.env_throughput.measure()`` (env step latency), when present.
 
 Usage: ``python -m benchmarks.throughput [--out results.json] [--quick]``.
@@ -119,7 +119,7 @@ def gold_targets_kept(n_sessions: int, seed: int = 0) -> dict[str, Any]:
 def _load_pages(paths: Sequence[str]) -> dict[str, str]:
     if paths:
         return {Path(p).name: Path(p).read_text(encoding="utf-8", errors="replace") for p in paths}
-    from shop_env.html_sample import cluttered_listing_page
+    from benchmarks.html_sample import cluttered_listing_page
 
     pages = {}
     try:
@@ -162,7 +162,7 @@ def run(sections: Sequence[str], pages: Sequence[str] = (), repeats: int = 21, g
         results["pruning"] = pruning
     if "rewards" in sections:
         kwargs = {"n": 300, "long_tokens": 300, "megabyte": False} if quick else {}
-        results["rewards"] = _optional_measure("rewards.bench", **kwargs)
+        results["rewards"] = _optional_measure("benchmarks.reward_throughput", **kwargs)
     if "env" in sections:
         kwargs = {"n_steps": 300, "vec_steps": 50} if quick else {}
         results["env"] = _optional_measure("benchmarks.env_throughput", **kwargs)

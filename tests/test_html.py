@@ -196,7 +196,7 @@ def test_href_is_shortened_and_script_links_dropped() -> None:
 
 
 def test_deterministic_and_idempotent_on_a_realistic_page() -> None:
-    from shop_env.html_sample import cluttered_listing_page
+    from benchmarks.html_sample import cluttered_listing_page
 
     raw = cluttered_listing_page(n_products=12, target_bytes=200_000)
     first = prune_html(raw)
@@ -207,7 +207,7 @@ def test_deterministic_and_idempotent_on_a_realistic_page() -> None:
 
 
 def test_names_in_html_match_the_element_map() -> None:
-    from shop_env.html_sample import cluttered_listing_page
+    from benchmarks.html_sample import cluttered_listing_page
 
     page = prune_html(cluttered_listing_page(n_products=8, target_bytes=100_000))
     tree = etree.fromstring(page.html, etree.HTMLParser())

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks import throughput
+from benchmarks.html_sample import cluttered_listing_page, expected_card_names
 from shop_env.html import prune_html
-from shop_env.html_sample import cluttered_listing_page, expected_card_names
 
 
 def test_help_runs_as_a_module() -> None:

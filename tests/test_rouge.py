@@ -97,7 +97,7 @@ def test_non_str_is_a_type_error():
 
 
 def test_long_strings_finish_and_agree_with_arithmetic():
-    """Megabyte inputs: no O(n*m) Python table (timings live in rewards.bench)."""
+    """Megabyte inputs: no O(n*m) Python table (timings live in benchmarks/reward_throughput.py)."""
     rng = random.Random(0)
     words = [f"w{rng.randint(0, 50_000)}" for _ in range(150_000)]  # ~1 MB
     text = " ".join(words)

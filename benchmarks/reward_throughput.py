@@ -1,6 +1,6 @@
 """Reward throughput on realistic responses, and our ROUGE-L against rouge_score.
 
-``measure()`` is what ``benchmarks/throughput.py`` calls; ``python -m rewards.bench``
+``measure()`` is what ``benchmarks/throughput.py`` calls; ``python -m benchmarks.reward_throughput``
 prints the same dict as JSON. Timings only: correctness lives in the tests.
 """
 

@@ -1,8 +1,8 @@
-"""rewards.bench.measure: runs and reports the figures the throughput benchmark quotes."""
+"""benchmarks.reward_throughput.measure: runs and reports the figures the throughput benchmark quotes."""
 
 from __future__ import annotations
 
-from rewards.bench import measure, realistic_pairs
+from benchmarks.reward_throughput import measure, realistic_pairs
 from rewards.format import check_format
 
 

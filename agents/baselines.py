@@ -16,7 +16,7 @@ from typing import Any
 
 from agents.base import BaseAgent, Observation
 from shop_env.actions import Action, FormatError, Response
-from shop_env.page import PageElement, page_elements
+from shop_env.webpage.reader import PageElement, page_elements
 
 # Fallback search queries when the page offers no words to reuse.
 _QUERIES = ("running shoes", "tent", "coffee maker", "wireless headphones", "backpack", "desk lamp")

@@ -42,7 +42,7 @@ class OpenAICompatibleAgent(BaseAgent):
         max_tokens: completion token limit sent to the server.
         context: prompt context, ``"whole-session"`` or ``"latest-step"``.
         max_prompt_tokens: prompt budget passed to ``shop_env.prompt.build_messages``.
-        page_format: ``"compact"`` or ``"html"`` (:mod:`shop_env.html_compact`).
+        page_format: ``"compact"`` or ``"html"`` (:mod:`shop_env.webpage.compact`).
         backoff_base: first backoff in seconds (doubles per retry, with jitter).
         backoff_max: cap of one backoff sleep and of an honoured ``Retry-After``.
         extra_body: more JSON fields merged into every request (e.g. ``top_p``).

@@ -53,7 +53,7 @@ class TransformersAgent(BaseAgent):
         max_prompt_tokens: prompt token budget (older pages dropped first); None: the saved
             setting of a model directory, else no budget. An explicit value that differs
             from the saved one is used, with a warning.
-        page_format: ``"compact"`` or ``"html"`` (:mod:`shop_env.html_compact`); None: the
+        page_format: ``"compact"`` or ``"html"`` (:mod:`shop_env.webpage.compact`); None: the
             saved setting of a model directory, else compact.
         seed: seeds torch before sampling, for reproducible sampled answers.
 

@@ -24,7 +24,7 @@ class VLLMAgent(BaseAgent):
         max_new_tokens: completion length limit.
         context: ``"whole-session"`` or ``"latest-step"``.
         max_prompt_tokens: prompt token budget, or None.
-        page_format: ``"compact"`` or ``"html"`` (:mod:`shop_env.html_compact`).
+        page_format: ``"compact"`` or ``"html"`` (:mod:`shop_env.webpage.compact`).
         seed: sampling seed.
         **engine_kwargs: passed to ``vllm.LLM`` (e.g. ``tensor_parallel_size``).
 

@@ -37,9 +37,9 @@ from agents.evaluation import (
 )
 from agents.registry import AGENT_SPECS, make_agent
 from rewards import RewardConfig
-from shop_env.html_compact import PAGE_FORMATS
 from shop_env.sessions import SPLIT_CHOICES
 from shop_env.states import CONTEXTS
+from shop_env.webpage.compact import PAGE_FORMATS
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -239,7 +239,7 @@ def names_in_page(html: str) -> list[str]:
 
 def check_pruned(raw: str | bytes) -> None:
     """Pruning ``raw`` is deterministic, idempotent and agrees with its own page."""
-    from shop_env.html import prune_html
+    from shop_env.webpage.prune import prune_html
 
     page = prune_html(raw)
     assert page.html.startswith("<body") and page.html.endswith("</body>"), page.html[:80]
@@ -312,8 +312,8 @@ def attribute_page(rng: random.Random, count: int | None = None) -> tuple[str, s
 
 
 def check_attributes(rng: random.Random, count: int | None = None) -> None:
-    from shop_env.html import prune_html
-    from shop_env.html_clean import MAX_TAG_ATTRIBUTES, cap_attributes
+    from shop_env.webpage.clean import MAX_TAG_ATTRIBUTES, cap_attributes
+    from shop_env.webpage.prune import prune_html
 
     raw, clean = attribute_page(rng, count)
     capped = cap_attributes(raw)

@@ -85,8 +85,8 @@ def small_listing_page(n_products: int = 2, seed: int = 0) -> str:
 
 
 def expected_card_names(n_products: int = 60) -> list[str]:
-    """The names :func:`shop_env.html.prune_html` gives each card's "View product" button."""
-    from shop_env.html import slugify
+    """The names :func:`shop_env.webpage.prune.prune_html` gives each card's "View product" button."""
+    from shop_env.webpage.prune import slugify
 
     return [f"search_results.{slugify(title)}.view_product" for title in PRODUCT_TITLES[:n_products]]
 

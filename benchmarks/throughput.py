@@ -2,7 +2,7 @@
 
 Sections:
 
-1. ``pruning``: :func:`shop_env.html.prune_html` against a bare lxml parse + serialise
+1. ``pruning``: :func:`shop_env.webpage.prune.prune_html` against a bare lxml parse + serialise
    of the same raw page (median over repeats, ratio taken in the same run; budget
    <= 2x), the raw -> pruned character and rough token reduction (budget >= 10x), and
    whether every gold action target of simulated sessions survives pruning under its
@@ -31,7 +31,7 @@ from typing import Any
 
 from lxml import etree
 
-from shop_env.html import prune_html
+from shop_env.webpage.prune import prune_html
 
 PRUNE_BUDGET_RATIO = 2.0
 REDUCTION_BUDGET = 10.0

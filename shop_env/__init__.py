@@ -17,7 +17,7 @@ from shop_env.sessions import Session, SessionFormatError, SkipReport, Step
 if TYPE_CHECKING:  # editors and type checkers see the lazy names
     from shop_env.datasets import load_sessions
     from shop_env.env import ShopReplayEnv
-    from shop_env.html import Element, PrunedPage, prune_html
+    from shop_env.webpage.prune import Element, PrunedPage, prune_html
 
 __all__ = [
     "ACTION_TYPES",
@@ -40,9 +40,9 @@ ENV_ID = "ShopReplay-v0"
 
 _LAZY = {
     "load_sessions": "shop_env.datasets",
-    "prune_html": "shop_env.html",
-    "PrunedPage": "shop_env.html",
-    "Element": "shop_env.html",
+    "prune_html": "shop_env.webpage.prune",
+    "PrunedPage": "shop_env.webpage.prune",
+    "Element": "shop_env.webpage.prune",
     "ShopReplayEnv": "shop_env.env",
 }
 

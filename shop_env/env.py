@@ -22,9 +22,9 @@ from gymnasium.vector.utils.shared_memory import create_shared_memory
 
 import rewards
 from shop_env.actions import Action
-from shop_env.page import page_element_names
 from shop_env.sessions import Session, select_split
 from shop_env.states import ObservationBuilder, check_context, check_max_history, max_steps
+from shop_env.webpage.reader import page_element_names
 
 # Characters that ``AnyText.sample()`` draws from: printable ASCII is enough to exercise
 # the parser with junk; real agents send JSON.

@@ -11,7 +11,7 @@
   ``whole-session`` prompt of state *t*; :func:`step_chats`: one chat per step
   (:func:`build_messages` + the answer), for ``latest-step`` SFT.
 
-Pages enter the prompt in the compact form of :mod:`shop_env.html_compact` (about half the
+Pages enter the prompt in the compact form of :mod:`shop_env.webpage.compact` (about half the
 tokens of the pruned HTML) unless ``page_format="html"``. Over budget, the oldest past pages
 are replaced by :data:`PAGE_DROPPED` first (their actions stay), then the current page is
 cut and ends with a visible marker
@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shop_env.actions import Action, Response
-from shop_env.html_compact import check_page_format, compact_page
 from shop_env.sessions import Session
 from shop_env.states import ObservationBuilder, check_context, parse_history
+from shop_env.webpage.compact import check_page_format, compact_page
 
 SYSTEM_PROMPT = """\
 You are simulating a real person shopping on an e-commerce website. You see the shopping \
@@ -130,7 +130,7 @@ def build_prompt(
         tokenizer: counts tokens (a ``transformers`` tokenizer or a ``tokenizers.Tokenizer``);
             None uses ``ceil(chars / 4)``.
         max_prompt_tokens: the budget; None never cuts.
-        page_format: ``"compact"`` (:func:`shop_env.html_compact.compact_page`, the default)
+        page_format: ``"compact"`` (:func:`shop_env.webpage.compact.compact_page`, the default)
             or ``"html"`` (the pruned page as observed).
 
     Returns:

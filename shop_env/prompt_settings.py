@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shop_env.html_compact import check_page_format
 from shop_env.states import check_context
+from shop_env.webpage.compact import check_page_format
 
 #: The file inside a model directory.
 PROMPT_SETTINGS_FILE = "prompt_settings.json"
@@ -42,7 +42,7 @@ class PromptSettings:
         max_prompt_tokens: the prompt token budget (None: unbounded).
         prompt_version: :func:`prompt_version` of the system prompt the model saw.
         page_format: how pages were written into prompts (``"compact"`` or ``"html"``,
-            see :mod:`shop_env.html_compact`); files saved before this field existed
+            see :mod:`shop_env.webpage.compact`); files saved before this field existed
             were trained on ``"html"`` and load so.
     """
 

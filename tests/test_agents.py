@@ -20,9 +20,9 @@ from agents import (
     make_agent,
 )
 from shop_env.actions import Action, parse_response
-from shop_env.page import page_elements
 from shop_env.sessions import Session, Step, read_jsonl, write_jsonl
 from shop_env.states import build_states
+from shop_env.webpage.reader import page_elements
 
 HOME = (
     '<header><input type="text" name="search_input" aria-label="Search"><button name="search_bar.search">Search</button>'

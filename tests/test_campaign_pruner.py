@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-import shop_env.html as html_module
+import shop_env.webpage.prune as html_module
 from benchmarks import fuzz
-from shop_env.html import MAX_INPUT_SIZE, prune_html
-from shop_env.html_clean import MAX_TAG_ATTRIBUTES, cap_attributes
+from shop_env.webpage.clean import MAX_TAG_ATTRIBUTES, cap_attributes
+from shop_env.webpage.prune import MAX_INPUT_SIZE, prune_html
 
 
 def pruned_twice(raw: str):

@@ -11,8 +11,8 @@ from gymnasium.utils.env_checker import check_env
 import shop_env
 from shop_env import Action, Session, Step
 from shop_env.env import AnyText, ShopReplayEnv
-from shop_env.page import page_element_names
 from shop_env.sessions import select_split, write_jsonl
+from shop_env.webpage.reader import page_element_names
 
 # Warnings check_env may raise that are about the checker, not the env.
 ALLOWED_WARNINGS: tuple[str, ...] = ()

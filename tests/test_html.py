@@ -6,7 +6,7 @@ import pytest
 from lxml import etree
 
 import shop_env
-from shop_env.html import MAX_INPUT_SIZE, Element, PrunedPage, prune_html, slugify
+from shop_env.webpage.prune import MAX_INPUT_SIZE, Element, PrunedPage, prune_html, slugify
 
 CARD_PAGE = """<!DOCTYPE html><html><head><title>t</title><meta charset="utf-8">
 <link rel="stylesheet" href="/a.css"><script>var tracking = 1;</script><style>.x{color:red}</style></head>

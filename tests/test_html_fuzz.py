@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from shop_env.html import PrunedPage, prune_html
+from shop_env.webpage.prune import PrunedPage, prune_html
 
 TAGS = ["div", "span", "p", "a", "button", "input", "select", "option", "textarea", "label", "ul", "li",
         "section", "nav", "article", "form", "h2", "b", "img", "br", "script", "style", "svg", "iframe",

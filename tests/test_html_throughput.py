@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks import throughput
 from benchmarks.html_sample import cluttered_listing_page, expected_card_names
-from shop_env.html import prune_html
+from shop_env.webpage.prune import prune_html
 
 
 def test_help_runs_as_a_module() -> None:

@@ -17,6 +17,6 @@ def test_every_exported_name_resolves_and_is_listed(package):
 
 
 def test_importing_the_packages_loads_neither_torch_nor_lxml_eagerly():
-    code = "import sys, shop_env, agents, rewards; print('torch' in sys.modules, 'shop_env.html' in sys.modules)"
+    code = "import sys, shop_env, agents, rewards; print('torch' in sys.modules, 'shop_env.webpage.prune' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]

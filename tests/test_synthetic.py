@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shop_env.actions import ACTION_TYPES, Action
-from shop_env.html import prune_html
 from shop_env.sessions import Session, Step, read_jsonl, select_split, write_jsonl
 from shop_env.synthetic import (
     CATEGORIES,
@@ -26,6 +25,7 @@ from shop_env.synthetic import (
 )
 from shop_env.synthetic.search import search
 from shop_env.synthetic.views import SearchFilters
+from shop_env.webpage.prune import prune_html
 
 KB = 1024
 N_FAST = 24

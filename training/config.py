@@ -21,9 +21,9 @@ from typing import Any
 
 import yaml
 
-from shop_env.html_compact import PAGE_FORMATS
 from shop_env.sessions import SPLIT_CHOICES
 from shop_env.states import CONTEXTS
+from shop_env.webpage.compact import PAGE_FORMATS
 from training.precision import PRECISIONS
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"

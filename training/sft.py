@@ -66,7 +66,7 @@ class SFTSettings:
         precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` (:mod:`training.precision`; bf16 trains
             under autocast with float32 master weights).
         page_format: how pages are written into the chats (``"compact"`` or ``"html"``;
-            :mod:`shop_env.html_compact`), saved with the model as evaluation needs the same.
+            :mod:`shop_env.webpage.compact`), saved with the model as evaluation needs the same.
     """
 
     epochs: float = 1.0

@@ -21,7 +21,7 @@ def cache_dir() -> Path:
 def _code_fingerprint() -> str:
     root = Path(__file__).resolve().parent.parent
     digest = hashlib.sha1()
-    files = sorted((root / "synthetic").glob("*.py")) + sorted(root.glob("html*.py"))
+    files = sorted((root / "synthetic").glob("*.py")) + sorted((root / "webpage").glob("*.py"))
     for path in files:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from shop_env.html import slugify
+from shop_env.webpage.prune import slugify
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Sequence
 
-from shop_env.html import prune_html
 from shop_env.sessions import Session, Step
 from shop_env.synthetic.catalog import build_catalog
 from shop_env.synthetic.intent import sample_intent
 from shop_env.synthetic.rationales import write_rationale
 from shop_env.synthetic.render import page_kind, page_url, render
 from shop_env.synthetic.shopper import Shopper
+from shop_env.webpage.prune import prune_html
 
 #: The first session of every run starts at this Unix time (2026-03-02 09:00 UTC).
 _EPOCH = 1772442000.0

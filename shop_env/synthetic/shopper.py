@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shop_env.actions import Action
-from shop_env.html import PrunedPage, slugify
 from shop_env.synthetic import shop
 from shop_env.synthetic.catalog import CATEGORY_BY_KEY, Catalog, Product
 from shop_env.synthetic.intent import Intent, query_options
@@ -31,6 +30,7 @@ from shop_env.synthetic.views import (
     SearchView,
     View,
 )
+from shop_env.webpage.prune import PrunedPage, slugify
 
 #: Hard cap on session length (the last allowed step can only be ``terminate``).
 MAX_STEPS = 30

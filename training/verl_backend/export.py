@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shop_env.html_compact import PAGE_FORMATS
 from shop_env.sessions import Session, select_split
 from shop_env.states import CONTEXTS
+from shop_env.webpage.compact import PAGE_FORMATS
 
 ABILITY = "web_shopping"
 DATA_SOURCE_PREFIX = "shop_r1/"

@@ -4,7 +4,7 @@ Every interactive element gets a stable, page-unique ``name``. Other modules (th
 simulated shop, dataset loaders, agents) derive gold action targets from it, so the rule
 below is a contract; change it only together with them.
 
-1. An element that already has a ``name`` keeps it (``shop_env.html`` first copies a
+1. An element that already has a ``name`` keeps it (``shop_env.webpage.prune`` first copies a
    dataset's ``data-semantic-id`` into ``name``). These are assigned first, in document
    order, so they win collisions against derived names.
 2. Otherwise the name is ``<section path>.<label>`` (just ``<label>`` outside any section).
@@ -13,7 +13,7 @@ below is a contract; change it only together with them.
    ``value``, and finally its tag name. Form fields (``input``/``select``/``textarea``)
    use ``aria-label``, ``placeholder``, ``title``, ``alt``, ``value`` (button-like inputs
    only), their ``type``, then their tag (never their text or typed value); before
-   naming, ``shop_env.html`` gives a field without ``aria-label`` the text of its
+   naming, ``shop_env.webpage.prune`` gives a field without ``aria-label`` the text of its
    ``<label for=id>`` or enclosing ``<label>`` as ``aria-label``.
 3. The section path is the slugs of the enclosing *section containers*, outermost first,
    joined with ``"."``: containers whose slug is empty are skipped, and only the

@@ -3,7 +3,7 @@
 :func:`prune_html` parses a raw page with lxml (no network access, no DTD loading or
 entity expansion, comments and processing instructions dropped), removes everything a
 shopper cannot see or act on, and gives every interactive element a stable ``name``
-(the rule is in :mod:`shop_env.html_naming`). The result is one ``<body>`` element.
+(the rule is in :mod:`shop_env.webpage.naming`). The result is one ``<body>`` element.
 
 Removed
     title, meta, link, base, script, style, noscript, template, svg, math,
@@ -21,7 +21,7 @@ Removed
 
 Interactive elements
     ``a``, ``button``, ``input``, ``select``, ``textarea``, any element whose ``role`` is
-    in :data:`~shop_env.html_naming.INTERACTIVE_ROLES`, and any element with ``onclick``
+    in :data:`~shop_env.webpage.naming.INTERACTIVE_ROLES`, and any element with ``onclick``
     (given ``role="button"`` so the pruned page still says it is clickable). A form field
     without ``aria-label`` gets the text of its ``<label for=id>`` or enclosing
     ``<label>`` as ``aria-label`` (its accessible name). ``kind`` is ``"input"`` for
@@ -37,7 +37,7 @@ Robustness and limits
     pruned form would exceed that size (names make pages grow) is pruned from a shorter
     source, so every output can be pruned again uncut. Lone surrogates in text input
     become U+FFFD (libxml2 would silently stop at one). A tag with more than
-    :data:`~shop_env.html_clean.MAX_TAG_ATTRIBUTES` attributes keeps only those pruning
+    :data:`~shop_env.webpage.clean.MAX_TAG_ATTRIBUTES` attributes keeps only those pruning
     reads (libxml2 builds attribute lists in quadratic time), so time stays linear in the
     input. A tag name holding a Unicode blank (``<a\u2028>``: an unknown element to
     HTML5) has each blank written as ``-``. libxml2
@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from shop_env.html_clean import (
+from shop_env.webpage.clean import (
     BLANK_CHARS,
     KEPT_ATTRIBUTES,
     URI_SAFE,
@@ -64,7 +64,7 @@ from shop_env.html_clean import (
     collapse,
     strip_invisible,
 )
-from shop_env.html_naming import TextReader, assign_names, slugify
+from shop_env.webpage.naming import TextReader, assign_names, slugify
 
 __all__ = ["Element", "KEPT_ATTRIBUTES", "MAX_INPUT_SIZE", "PrunedPage", "prune_html", "slugify"]
 

@@ -1,4 +1,4 @@
-"""Tree clean-up passes of :func:`shop_env.html.prune_html` (docs/architecture.md §7, §11).
+"""Tree clean-up passes of :func:`shop_env.webpage.prune.prune_html` (docs/architecture.md §7, §11).
 
 Speed matters (a 1.4 MB page must prune in at most twice the time of a bare lxml parse
 and serialise), so the work is split between lxml's C-level operations
@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from lxml import etree
 
-from shop_env.html_naming import (
+from shop_env.webpage.naming import (
     BUTTON_INPUT_TYPES,
     INTERACTIVE_ROLES,
     INTERACTIVE_TAGS,
@@ -297,7 +297,7 @@ def clean_attributes(
 
     Returns:
         The interactive elements in document order; section container -> slug
-        (:mod:`shop_env.html_naming` rule 3), neither of which later clean-up removes;
+        (:mod:`shop_env.webpage.naming` rule 3), neither of which later clean-up removes;
         the visible ``span``/``div`` elements; and the elements that were or may have
         become childless (both for :func:`collapse`), each list in document order.
     """

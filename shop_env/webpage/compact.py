@@ -32,7 +32,7 @@ import re
 
 from lxml import etree
 
-from shop_env.page import element_name
+from shop_env.webpage.reader import element_name
 
 #: The value of ``page_format`` that gives this form (``"html"`` gives the pruned page as is).
 PAGE_FORMATS = ("compact", "html")

@@ -75,7 +75,7 @@ def page_elements(html: str) -> list[PageElement]:
 
 
 def _kind(node: etree._Element, tag: str) -> str:
-    # The same split as shop_env.html: text-entry controls are typed into, the rest clicked.
+    # The same split as shop_env.webpage.prune: text-entry controls are typed into, the rest clicked.
     if tag in ("textarea", "select") or (node.get("role") or "").lower() in _INPUT_ROLES:
         return "input"
     if tag == "input" and (node.get("type") or "text").lower() not in _CLICK_INPUT_TYPES:

@@ -209,7 +209,7 @@ class OracleAgent(BaseAgent):
         """Build the lookup from states (``session_id``, ``step``, ``meta``, ``gold``).
 
         Args:
-            states: e.g. :func:`shop_env.states.build_states` output.
+            states: e.g. :func:`shop_env.observations.build_states` output.
             fallback_to_gold: use the gold action where ``meta`` has no ``oracle_action``
                 (an upper-bound sanity agent on non-synthetic data) instead of raising.
 

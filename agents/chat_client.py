@@ -1,7 +1,7 @@
 """One client for OpenAI-compatible ``POST {base_url}/chat/completions`` endpoints (stdlib only).
 
 Used by :class:`agents.openai_agent.OpenAICompatibleAgent` and
-:class:`training.rationales.OpenAIRationaleWriter`. It works with a vLLM server, a Bedrock
+:class:`training.rationale_writers.OpenAIRationaleWriter`. It works with a vLLM server, a Bedrock
 gateway or a hosted API:
 
 * the API key is read from an environment variable at each attempt and sent as

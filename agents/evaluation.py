@@ -60,7 +60,7 @@ def evaluate(
 
     Args:
         agent: anything with ``act_batch(observations) -> list[str]``.
-        states: :class:`shop_env.states.State` objects (``session_id``, ``step``,
+        states: :class:`shop_env.observations.State` objects (``session_id``, ``step``,
             ``observation``, ``gold``); keys ``(session_id, step)`` must be unique.
         out_dir: where ``predictions.jsonl``, ``metrics.json``, ``report.md`` and
             ``confusion.png`` go (created if missing).
@@ -175,7 +175,7 @@ def prediction_record(state: Any, text: Any, config: Any, *,
     """Score one answer: the JSON record written to ``predictions.jsonl``.
 
     Args:
-        state: the :class:`shop_env.states.State` answered (``session_id``, ``step``, ``gold``).
+        state: the :class:`shop_env.observations.State` answered (``session_id``, ``step``, ``gold``).
         text: the agent's answer (anything; a non-string counts as an empty answer).
         config: the ``rewards.RewardConfig`` to score with.
         self_certainty: the rationale's raw self-certainty (from agents that expose

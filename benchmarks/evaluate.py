@@ -37,8 +37,8 @@ from agents.evaluation import (
 )
 from agents.registry import AGENT_SPECS, make_agent
 from rewards import RewardConfig
+from shop_env.observations import CONTEXTS
 from shop_env.sessions import SPLIT_CHOICES
-from shop_env.states import CONTEXTS
 from shop_env.webpage.compact import PAGE_FORMATS
 
 
@@ -133,7 +133,7 @@ def main(argv: Iterable[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from agents.chat_client import ChatRequestError
     from shop_env.datasets import DEFAULT_SOURCE, load_sessions
-    from shop_env.states import build_states
+    from shop_env.observations import build_states
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")

@@ -75,7 +75,7 @@ def measure_sft(model_spec: str, sessions: Sequence[Any], *, steps: int, stock: 
 def measure_grpo(model_spec: str, sessions: Sequence[Any], *, steps: int, self_certainty: bool, precision: str,
                  max_prompt_tokens: int, workdir: Path) -> dict[str, Any]:
     """Mean seconds per GRPO step (after one warm-up step), with or without self-certainty."""
-    from shop_env.states import build_states
+    from shop_env.observations import build_states
     from training.config import load_config
     from training.grpo_train import run_grpo
     from training.models import load_model

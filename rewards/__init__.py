@@ -16,7 +16,7 @@ from rewards.certainty import DEFAULT_CHUNK_TOKENS, self_certainty, self_certain
 from rewards.config import ACTION_REWARD_MODES, SELF_CERTAINTY_VARIANTS, RewardConfig
 from rewards.format import check_format
 from rewards.metrics import compute_metrics, markdown_table
-from rewards.rationale import (
+from rewards.rationale_span import (
     rationale_char_span,
     rationale_mask_for_ids,
     rationale_token_mask,

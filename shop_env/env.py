@@ -1,7 +1,7 @@
 """``ShopReplay-v0``: logged shopping sessions replayed as a Gymnasium environment (docs/architecture.md §9).
 
 An episode is one logged session. At each step the agent sees the page the human saw
-(plus the session so far, see :mod:`shop_env.states`) and answers with a model response
+(plus the session so far, see :mod:`shop_env.observations`) and answers with a model response
 (docs/architecture.md §4 JSON). The env scores it against the human's logged action with
 :func:`rewards.score` and then moves to the human's next page whatever the agent did
 (replay, not simulation). The episode terminates after the session's last step.
@@ -22,8 +22,8 @@ from gymnasium.vector.utils.shared_memory import create_shared_memory
 
 import rewards
 from shop_env.actions import Action
+from shop_env.observations import ObservationBuilder, check_context, check_max_history, max_steps
 from shop_env.sessions import Session, select_split
-from shop_env.states import ObservationBuilder, check_context, check_max_history, max_steps
 from shop_env.webpage.reader import page_element_names
 
 # Characters that ``AnyText.sample()`` draws from: printable ASCII is enough to exercise
@@ -122,7 +122,7 @@ class ShopReplayEnv(gymnasium.Env[dict[str, Any], str]):
 
     A :class:`gymnasium.spaces.Dict` of text fields ``url``, ``html`` (the simplified page),
     ``history`` (JSON string of earlier pages and actions), ``session_id``, and ``step``
-    (int): see :mod:`shop_env.states`.
+    (int): see :mod:`shop_env.observations`.
 
     ## Rewards
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shop_env.actions import Action, Response
+from shop_env.observations import ObservationBuilder, check_context, parse_history
 from shop_env.sessions import Session
-from shop_env.states import ObservationBuilder, check_context, parse_history
 from shop_env.webpage.compact import check_page_format, compact_page
 
 SYSTEM_PROMPT = """\
@@ -123,7 +123,7 @@ def build_prompt(
 
     Args:
         observation: an env observation (``url``, ``html``, ``history`` as the JSON
-            string of :mod:`shop_env.states` or a list of entries, ``step``).
+            string of :mod:`shop_env.observations` or a list of entries, ``step``).
         context: ``"whole-session"``: the multi-turn chat of past pages and answers (the
             history entries' ``rationale`` and ``action``); ``"latest-step"``: one user
             message with past URLs and actions only.

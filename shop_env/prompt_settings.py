@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shop_env.states import check_context
+from shop_env.observations import check_context
 from shop_env.webpage.compact import check_page_format
 
 #: The file inside a model directory.

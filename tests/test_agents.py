@@ -20,8 +20,8 @@ from agents import (
     make_agent,
 )
 from shop_env.actions import Action, parse_response
+from shop_env.observations import build_states
 from shop_env.sessions import Session, Step, read_jsonl, write_jsonl
-from shop_env.states import build_states
 from shop_env.webpage.reader import page_elements
 
 HOME = (

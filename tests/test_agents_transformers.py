@@ -142,7 +142,7 @@ def test_completion_certainty_matches_a_naive_mean_over_rationale_tokens(tiny: t
 def test_evaluate_scores_self_certainty_of_a_model_agent(tiny: tuple, tmp_path: Path) -> None:
     from agents.evaluation import PREDICTIONS, evaluate
     from shop_env.actions import Action
-    from shop_env.states import State
+    from shop_env.observations import State
 
     model, tokenizer, _ = tiny
     agent = TransformersAgent(model, tokenizer, max_new_tokens=MAX_NEW)

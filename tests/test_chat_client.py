@@ -1,7 +1,7 @@
 """agents.chat_client.ChatCompletionsClient against a real HTTP server on loopback (no mocked client).
 
 ``ChatServer`` and ``Reply`` (tests/chat_server.py) are shared with the tests of the client's users
-(test_openai_agent.py, test_rationales.py, test_campaign_client.py).
+(test_openai_agent.py, test_rationale_writers.py, test_campaign_client.py).
 """
 
 from __future__ import annotations

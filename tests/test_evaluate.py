@@ -24,8 +24,8 @@ from agents.evaluation import (
 )
 from benchmarks.evaluate import main
 from rewards import RewardConfig
+from shop_env.observations import build_states
 from shop_env.sessions import write_jsonl
-from shop_env.states import build_states
 from shop_env.synthetic import generate_sessions, oracle_ceiling
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ from session_factory import three_step_sessions  # noqa: E402
 
 from rewards import RewardConfig, score  # noqa: E402
 from shop_env.actions import Action  # noqa: E402
-from shop_env.states import build_states  # noqa: E402
+from shop_env.observations import build_states  # noqa: E402
 from training.checkpoints import last_checkpoint, read_metrics  # noqa: E402
 from training.config import load_config  # noqa: E402
 from training.grpo_reward import (  # noqa: E402

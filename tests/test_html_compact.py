@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shop_env import load_sessions, prune_html
+from shop_env.observations import build_observation
 from shop_env.prompt import build_messages, page_text
 from shop_env.prompt_settings import PROMPT_SETTINGS_FILE, PromptSettings
-from shop_env.states import build_observation
 from shop_env.webpage.compact import PAGE_FORMATS, check_page_format, compact_page
 from shop_env.webpage.reader import page_elements
 

@@ -129,7 +129,7 @@ def test_old_table_rows_render_and_terminate_share_comes_from_confusion(tmp_path
 def test_cached_row_metrics_from_before_the_intervals_are_refreshed(tmp_path):
     from agents import RandomAgent
     from agents.evaluation import evaluate
-    from shop_env.states import build_states
+    from shop_env.observations import build_states
     from shop_env.synthetic import generate_sessions
 
     states = build_states(generate_sessions(6, seed=2), context="latest-step")

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shop_env import Action, Session, Step, parse_response
+from shop_env.observations import build_observation
 from shop_env.prompt import (
     CUT_MARKER,
     MESSAGE_OVERHEAD_TOKENS,
@@ -20,7 +21,6 @@ from shop_env.prompt import (
     step_chats,
 )
 from shop_env.sessions import read_jsonl, write_jsonl
-from shop_env.states import build_observation
 
 
 def _page(k, words=150):

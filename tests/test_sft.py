@@ -180,8 +180,8 @@ def test_the_evaluation_prompt_of_step_t_is_the_prefix_sft_trained_for_step_t(se
     """One format from SFT to evaluation: the chat SFT trains answer t on, cut before answer t,
     is the prompt GRPO, evaluation and every model agent show for state t (unbudgeted)."""
     from agents import TransformersAgent
+    from shop_env.observations import build_states
     from shop_env.prompt import build_messages
-    from shop_env.states import build_states
 
     model, tokenizer = fresh_model(sessions, base_dir)
     settings = SFTSettings(context=context, max_seq_tokens=100_000, max_history=None)

@@ -9,9 +9,9 @@ import pytest
 
 import rewards
 from shop_env.actions import parse_response
+from shop_env.observations import build_states
 from shop_env.prompt import build_messages
 from shop_env.sessions import select_split
-from shop_env.states import build_states
 from shop_env.synthetic import generate_sessions
 from training.verl_backend.export import ABILITY, export_dataset, main
 from training.verl_backend.reward import compute_score

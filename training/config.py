@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
+from shop_env.observations import CONTEXTS
 from shop_env.sessions import SPLIT_CHOICES
-from shop_env.states import CONTEXTS
 from shop_env.webpage.compact import PAGE_FORMATS
 from training.precision import PRECISIONS
 

@@ -1,6 +1,6 @@
 """GRPO on the env states with TRL's ``GRPOTrainer`` and the Shop-R1 reward.
 
-The training data is the set of env states (:func:`shop_env.states.build_states`): the
+The training data is the set of env states (:func:`shop_env.observations.build_states`): the
 prompt is :func:`shop_env.prompt.build_messages` of the state's observation and the gold
 action travels as a dataset column to :class:`training.grpo_reward.ShopR1Reward`.
 

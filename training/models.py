@@ -229,7 +229,7 @@ def build_tiny_model(tokenizer: Any, sizes: TinySpec | None = None, seed: int = 
 def _corpus(sessions: Sequence[Session]) -> Iterator[str]:
     """Yield the texts the tiny model reads and writes: prompts, pages, targets."""
     from shop_env.webpage.compact import compact_page
-    from training.rationales import TemplateRationaleWriter
+    from training.rationale_writers import TemplateRationaleWriter
 
     writer = TemplateRationaleWriter()
     system = _system_prompt()

@@ -75,8 +75,8 @@ def prepare_data(config: TrainConfig) -> PipelineData:
     evaluation split (all of them when None), in their original order.
     """
     from shop_env.datasets import load_sessions
+    from shop_env.observations import build_states
     from shop_env.sessions import select_split, split_rule
-    from shop_env.states import build_states
 
     sessions = load_sessions(config.data.sessions)
     train = select_split(sessions, "train", config.data.test_fraction)

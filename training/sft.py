@@ -130,7 +130,7 @@ def build_sft_dataset(sessions: Sequence[Session], tokenizer: Any, settings: SFT
     """
     from datasets import Dataset
 
-    from shop_env.states import check_context
+    from shop_env.observations import check_context
 
     check_context(settings.context)
     if not sessions:
@@ -157,7 +157,7 @@ def chat_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:
 def _with_rationales(sessions: Sequence[Session], spec: str) -> list[Session]:
     if all(step.rationale for session in sessions for step in session.steps):
         return list(sessions)
-    from training.rationales import fill_rationales, make_writer
+    from training.rationale_writers import fill_rationales, make_writer
 
     return fill_rationales(sessions, make_writer(spec), progress=False)
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from shop_env.sessions import Session, Step
 from shop_env.synthetic.catalog import build_catalog
 from shop_env.synthetic.intent import sample_intent
-from shop_env.synthetic.rationales import write_rationale
+from shop_env.synthetic.rationale_templates import write_rationale
 from shop_env.synthetic.render import page_kind, page_url, render
 from shop_env.synthetic.shopper import Shopper
 from shop_env.webpage.prune import prune_html

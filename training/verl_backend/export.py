@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shop_env.observations import CONTEXTS
 from shop_env.sessions import Session, select_split
-from shop_env.states import CONTEXTS
 from shop_env.webpage.compact import PAGE_FORMATS
 
 ABILITY = "web_shopping"
@@ -83,7 +83,7 @@ def rl_rows(
         sessions: the sessions of one split.
         split: the split name recorded in ``extra_info``.
         reward_config: every RewardConfig field (``RewardConfig.to_dict()``), stored per row.
-        context, max_history: as for :func:`shop_env.states.build_states`.
+        context, max_history: as for :func:`shop_env.observations.build_states`.
         tokenizer, max_prompt_tokens: the prompt budget of :func:`shop_env.prompt.build_messages`.
         start_index: ``extra_info.index`` of the first row.
         page_format: how pages enter the prompt (``"compact"`` or ``"html"``).
@@ -91,8 +91,8 @@ def rl_rows(
     Raises:
         ValueError: bad context/max_history/budget (from the prompt and state builders).
     """
+    from shop_env.observations import build_states
     from shop_env.prompt import build_messages
-    from shop_env.states import build_states
 
     source_of = {s.session_id: data_source_of(s) for s in sessions}
     config = dict(reward_config)

@@ -1,4 +1,4 @@
-"""training.rationales: template writer, OpenAI-compatible writer against a real loopback server, cache."""
+"""training.rationale_writers: template writer, OpenAI-compatible writer against a real loopback server, cache."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from session_factory import make_sessions
 
 from shop_env.actions import Action
 from shop_env.sessions import Session, Step
-from training.rationales import (
+from training.rationale_writers import (
     INSTRUCTION,
     OpenAIRationaleWriter,
     RationaleError,

@@ -6,14 +6,14 @@ import pytest
 
 from shop_env import Action, Session, Step
 from shop_env.env import ShopReplayEnv
-from shop_env.sessions import read_jsonl, write_jsonl
-from shop_env.states import (
+from shop_env.observations import (
     OBSERVATION_KEYS,
     State,
     build_observation,
     build_states,
     parse_history,
 )
+from shop_env.sessions import read_jsonl, write_jsonl
 
 
 def make_sessions():

@@ -29,7 +29,7 @@ Surfaces
              around the read limits): the client answers or raises ``ChatRequestError``,
              within its deadline budget, and never shows the key.
 
-The generators are shared with the property tests (``tests/test_campaign_*.py``).
+The generators are shared with the property tests (``tests/*/test_campaign_*.py``).
 """
 
 from __future__ import annotations

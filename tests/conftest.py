@@ -19,7 +19,7 @@ settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHES
 @pytest.fixture
 def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
     """The test API key, in the environment variable the chat-client tests name."""
-    from chat_server import SECRET
+    from tests.chat_server import SECRET
 
     monkeypatch.setenv("SHOP_R1_TEST_KEY", SECRET)
     return SECRET
@@ -28,7 +28,7 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture
 def serve(api_key: str) -> Iterator[Callable[..., Any]]:
     """Start scripted loopback chat servers (``serve(*replies, **options)``); all closed at the end."""
-    from chat_server import ChatServer
+    from tests.chat_server import ChatServer
 
     servers: list[ChatServer] = []
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from session_factory import make_sessions
+from tests.session_factory import make_sessions
 
 
 def test_make_sessions_is_deterministic_and_valid() -> None:

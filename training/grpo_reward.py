@@ -17,7 +17,6 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rewards.rationale_span import token_char_offsets  # noqa: F401 - part of this module's API
 from shop_env.actions import Action
 
 log = logging.getLogger(__name__)

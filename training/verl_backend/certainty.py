@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rewards.rationale_span import token_char_offsets  # noqa: F401 - part of this module's API
 from shop_env.actions import Action
 
 

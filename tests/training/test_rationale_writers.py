@@ -7,13 +7,13 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from chat_server import ChatServer, Reply
 from hypothesis import given
 from hypothesis import strategies as st
-from session_factory import make_sessions
 
 from shop_env.actions import Action
 from shop_env.sessions import Session, Step
+from tests.chat_server import ChatServer, Reply
+from tests.session_factory import make_sessions
 from training.rationale_writers import (
     INSTRUCTION,
     OpenAIRationaleWriter,

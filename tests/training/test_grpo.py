@@ -12,18 +12,16 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
-from session_factory import three_step_sessions  # noqa: E402
-
-from rewards import RewardConfig, score  # noqa: E402
+from rewards import RewardConfig, score, token_char_offsets  # noqa: E402
 from shop_env.actions import Action  # noqa: E402
 from shop_env.observations import build_states  # noqa: E402
+from tests.session_factory import three_step_sessions  # noqa: E402
 from training.checkpoints import last_checkpoint, read_metrics  # noqa: E402
 from training.config import load_config  # noqa: E402
 from training.grpo_reward import (  # noqa: E402
     ShopR1Reward,
     prompt_token_ids,
     rationale_mask,
-    token_char_offsets,
 )
 from training.grpo_train import CHECKPOINTS, run_grpo  # noqa: E402
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 
 import pytest
-from chat_server import MESSAGES, SECRET, ChatServer, Reply, chat
 
 from agents import OpenAICompatibleAgent, make_agent
 from agents.openai_agent import RequestFailed
 from shop_env.actions import parse_response
+from tests.chat_server import MESSAGES, SECRET, ChatServer, Reply, chat
 
 ANSWER = '{"rationale": "I want the tent.", "action": {"type": "click", "name": "results.tent"}}'
 

@@ -12,11 +12,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
-from session_factory import three_step_sessions  # noqa: E402
-
 from agents import make_agent  # noqa: E402
 from shop_env.observations import build_states  # noqa: E402
 from shop_env.prompt import build_messages  # noqa: E402
+from tests.session_factory import three_step_sessions  # noqa: E402
 from training.config import load_config  # noqa: E402
 from training.grpo_train import run_grpo  # noqa: E402
 from training.models import TinySpec, load_model  # noqa: E402

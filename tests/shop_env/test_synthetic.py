@@ -197,7 +197,7 @@ def test_rationales_are_first_person_and_terminate_means_leaving(steps: list[Ste
 
 def test_action_mix_and_page_kinds(steps: list[Step]) -> None:
     # The calibrated mix and the full set of page kinds are checked on the default data set
-    # (tests/test_synthetic_calibration.py); a couple of dozen sessions only sketch them.
+    # (tests/shop_env/test_synthetic_calibration.py); a couple of dozen sessions only sketch them.
     types = Counter(step.action.type for step in steps)
     assert max(types.values()) / len(steps) <= 0.5, types
     assert types["type_and_submit"] and types["terminate"] and types["click"]

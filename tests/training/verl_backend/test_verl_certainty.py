@@ -12,6 +12,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 import rewards
+from rewards import token_char_offsets
 from shop_env.actions import Action
 from training.verl_backend.certainty import (
     UnsupportedVariantError,
@@ -21,7 +22,6 @@ from training.verl_backend.certainty import (
     check_variant,
     completion_certainty,
     rationale_mask,
-    token_char_offsets,
 )
 
 GOLD = Action("click", "results.tent.view_product")

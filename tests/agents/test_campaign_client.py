@@ -7,12 +7,12 @@ import random
 import time
 
 import pytest
-from chat_server import SECRET, Reply, ask, chat, client_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents.chat_client import ERROR_BODY_BYTES, SHOWN_BODY_CHARS, ChatCompletionsClient, ChatRequestError
 from benchmarks import fuzz
+from tests.chat_server import SECRET, Reply, ask, chat, client_for
 
 pytestmark = pytest.mark.usefixtures("api_key")
 

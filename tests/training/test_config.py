@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from training.config import ConfigError, TrainConfig, config_from_dict, load_config, preset_names
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ABLATIONS = ("ablation-no-sft", "ablation-no-format", "ablation-no-self-certainty", "ablation-no-dars",
              "ablation-binary", "ablation-latest-step", "rl-binary", "sft-rl-binary")
 

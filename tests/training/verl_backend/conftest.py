@@ -1,9 +1,10 @@
-"""Fixtures for the tests that run inside verl's own venv (``scripts/verl_ci.sh``).
+"""Fixtures of the verl backend's tests.
 
-Each test module starts with ``pytest.importorskip("verl")``, so the main suite (no verl)
-reports them as skipped instead of failing to import. The folder is deliberately not named
-``tests/verl``: with ``tests/`` on ``sys.path`` (pytest's default import mode) a folder of
-that name is importable as ``verl`` and would shadow or fake the real package.
+The modules that need verl itself start with ``pytest.importorskip("verl")``: the main
+suite (no verl) reports them as skipped, and ``scripts/verl_ci.sh`` runs exactly those in
+verl's own venv; the others (export, reward, certainty, launch plan) run in the main venv.
+The folder is a package (``tests.training.verl_backend``), so it can never be imported as
+``verl`` and shadow the real package.
 """
 
 from __future__ import annotations

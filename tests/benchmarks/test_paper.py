@@ -14,7 +14,7 @@ import benchmarks.paper as paper
 from benchmarks.paper import BASES, ROWS, Row, StageCache, base_preset, preset_delta, row_config
 from training.config import preset_names, read_preset
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 QUICK = ["data.sessions=synthetic:16?seed=3", "sft.max_steps=2", "sft.batch_size=2", "grpo.steps=2",
          "grpo.batch_size=2", "grpo.num_generations=2", "grpo.max_completion_tokens=8", "grpo.save_steps=1",
          "eval.max_states=4", "eval.max_new_tokens=8", "eval.batch_size=4", "data.max_prompt_tokens=512"]

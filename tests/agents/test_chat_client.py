@@ -13,11 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
 
 import pytest
-from chat_server import MESSAGES, SECRET, ChatServer, Reply, ask, chat, client_for
 from hypothesis import given
 from hypothesis import strategies as st
 
 from agents.chat_client import ChatCompletionsClient, ChatRequestError, parse_retry_after
+from tests.chat_server import MESSAGES, SECRET, ChatServer, Reply, ask, chat, client_for
 
 pytestmark = pytest.mark.usefixtures("api_key")
 

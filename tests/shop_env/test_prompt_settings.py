@@ -37,10 +37,9 @@ def test_a_changed_system_prompt_and_a_corrupt_file_are_reported(tmp_path):
 
 def test_an_hf_agent_and_evaluate_read_the_saved_settings(tmp_path):
     pytest.importorskip("torch")
-    from session_factory import make_sessions
-
     from agents import make_agent
     from benchmarks import evaluate
+    from tests.session_factory import make_sessions
     from training.models import TinySpec, load_model
 
     small = TinySpec(vocab_size=400, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64)

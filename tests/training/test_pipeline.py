@@ -16,7 +16,7 @@ from training.checkpoints import read_metrics, truncate_metrics
 from training.config import load_config
 from training.report import plot_training, write_report
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_metrics_log_survives_a_torn_line_and_truncates_to_a_checkpoint(tmp_path):

@@ -6,9 +6,9 @@ import json
 
 import pytest
 import torch
-from session_factory import make_sessions
 
 from shop_env.prompt import PAGE_DROPPED, format_target
+from tests.session_factory import make_sessions
 from training.models import TinySpec, load_model
 from training.sft import (
     METRICS_FILE,

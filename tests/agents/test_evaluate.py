@@ -28,7 +28,7 @@ from shop_env.observations import build_states
 from shop_env.sessions import write_jsonl
 from shop_env.synthetic import generate_sessions, oracle_ceiling
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

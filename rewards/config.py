@@ -136,8 +136,10 @@ class RewardConfig:
             ValueError: a dict with an unknown field or a bad value (see :meth:`from_dict`).
             TypeError: ``value`` is none of these.
         """
-        if value is None or isinstance(value, cls):
-            return value or cls()
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
         if isinstance(value, Mapping):
             return cls.from_dict(value)
         raise TypeError(f"reward must be a RewardConfig, a dict or None, got {type(value).__name__}")

@@ -1,7 +1,7 @@
 """Cold-start SFT (docs/architecture.md §10): sessions -> chats -> TRL ``SFTTrainer`` with assistant-only loss.
 
-* :class:`SFTSettings` — the knobs, with presets ``tiny`` (CPU) and ``paper`` (4 epochs at
-  lr 2e-5).
+* :class:`SFTSettings` — the knobs of one SFT run (the pipeline fills them from the run
+  config's ``sft``/``data`` sections and the batch plan).
 * :func:`build_sft_dataset` — a ``datasets.Dataset`` with one ``messages`` chat per example:
   ``whole-session`` gives multi-turn chats (user: page, assistant: response JSON, as
   :func:`shop_env.prompt.session_chat` renders them); ``latest-step`` gives one chat per step

@@ -20,12 +20,12 @@ number of states and sessions) and ``results.json``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from training.config import (
 BASES = {"tiny": "tiny-cpu", "paper": "paper-qwen2.5-3b", "smollm2-cpu": "smollm2-cpu"}
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Row:
     """One table row: a label, the paper table it belongs to, the preset delta, the stage evaluated."""
 
@@ -152,8 +152,34 @@ def row_config(base: str, row: Row, overrides: Sequence[str] = ()) -> TrainConfi
     return config_from_dict(raw)
 
 
+def _fingerprint(value: Any) -> Any:
+    """``value`` as JSON-able data in which a dataclass lists only its fields that differ
+    from their defaults, so adding a setting (with a default) to a config section keeps
+    every cached stage valid. The flip side: changing a default in code needs a fresh
+    ``--out``."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changed: dict[str, Any] = {}
+        for field in dataclasses.fields(value):
+            current = getattr(value, field.name)
+            if field.default is not dataclasses.MISSING:
+                default = field.default
+            elif field.default_factory is not dataclasses.MISSING:
+                default = field.default_factory()
+            else:
+                default = dataclasses.MISSING
+            if default is dataclasses.MISSING or current != default:
+                changed[field.name] = _fingerprint(current)
+        return {type(value).__name__: changed}
+    if isinstance(value, dict):
+        return {str(k): _fingerprint(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_fingerprint(v) for v in value]
+    return value
+
+
 def _key(*parts: Any) -> str:
-    blob = json.dumps(parts, sort_keys=True, default=str)
+    """A short hash of ``parts`` (config sections and names) naming one cached stage."""
+    blob = json.dumps(_fingerprint(parts), sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 

@@ -201,3 +201,20 @@ def test_smollm2_cpu_preset_stages_run_with_a_handful_of_steps(tmp_path):
         metrics = results["rows"][row]["metrics"]
         assert metrics["n"] == 4 and len(metrics["exact_match_ci"]) == 2, row
     assert "Terminate share" in (tmp_path / "report.md").read_text()
+
+
+def test_stage_keys_survive_a_new_setting_but_not_a_changed_one():
+    """A cached stage stays valid when a config section gains a field with a default, and
+    is retrained when any setting it depends on changes."""
+    import dataclasses
+
+    from training.config import GRPOSection
+
+    config = row_config("tiny-cpu", ROWS["shop-r1"])
+    before = paper._key("grpo", config.grpo, config.reward)
+    Extended = dataclasses.make_dataclass(
+        "GRPOSection", [("new_knob", int, dataclasses.field(default=7))], bases=(GRPOSection,))
+    extended = Extended(**dataclasses.asdict(config.grpo))
+    assert paper._key("grpo", extended, config.reward) == before
+    assert paper._key("grpo", dataclasses.replace(extended, new_knob=8), config.reward) != before
+    assert paper._key("grpo", dataclasses.replace(config.grpo, steps=config.grpo.steps + 1), config.reward) != before

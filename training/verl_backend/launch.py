@@ -21,7 +21,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.verl_backend.overrides import DataFiles, grpo_overrides, sft_overrides
+from training.verl_backend.overrides import (
+    DataFiles,
+    default_attn_implementation,
+    grpo_overrides,
+    local_ray_cpus,
+    sft_overrides,
+)
 
 #: Model specs that name a model this project builds locally rather than a path or hub id.
 LOCAL_SPECS = ("tiny", "smollm2-135m")
@@ -123,12 +129,19 @@ def build_plan(
     notes = []
     if config.model in LOCAL_SPECS:
         notes.append(f"model {config.model!r} is built locally and saved to {base_model} before training")
+    attn = default_attn_implementation()
+    if attn is not None:
+        notes.append(f"flash-attn is not installed here: models load with attn_implementation={attn}")
+    # A running cluster has its own resources; only a Ray that verl starts here needs the count.
+    ray_cpus = None if ray_address else local_ray_cpus()
+    if ray_cpus is not None:
+        notes.append(f"verl starts a local Ray with {ray_cpus} logical CPUs (ray_kwargs.ray_init.num_cpus)")
     sft_command = None
     grpo_model = base_model
     if config.sft.enabled:
         sft_args = sft_overrides(
             config, model_path=base_model, files=files, out_dir=run_dir, nnodes=nnodes,
-            n_gpus_per_node=n_gpus_per_node,
+            n_gpus_per_node=n_gpus_per_node, attn_implementation=attn,
         )
         if ray_address:
             sft_command = _ray_submit(ray_address, [py, "-m", "verl.trainer.sft_trainer_ray", *sft_args])
@@ -141,7 +154,8 @@ def build_plan(
         notes.append(f"GRPO starts from the SFT checkpoint; {SFT_PLACEHOLDER} is resolved after SFT")
     grpo_args = grpo_overrides(
         config, model_path=grpo_model, files=files, out_dir=run_dir, nnodes=nnodes,
-        n_gpus_per_node=n_gpus_per_node, reward_config=reward.to_dict(),
+        n_gpus_per_node=n_gpus_per_node, reward_config=reward.to_dict(), ray_cpus=ray_cpus,
+        attn_implementation=attn,
     )
     grpo_command = [py, "-m", "training.verl_backend.entry", *grpo_args]
     if ray_address:

@@ -25,6 +25,29 @@ DEFAULT_MAX_PROMPT_TOKENS = 8192
 #: Room for the chat template around a prompt counted without it (ceil(chars/4) estimate).
 TEMPLATE_MARGIN_TOKENS = 64
 PROJECT_NAME = "shop_r1"
+#: Logical CPUs a local Ray is started with at least. verl's TransferQueue places 8 storage
+#: actors and a controller before any worker; on a Ray that counts only the machine's 2
+#: cores they wait for CPUs forever and the entry point hangs without a message.
+MIN_LOCAL_RAY_CPUS = 16
+
+
+def local_ray_cpus(machine_cpus: int | None = None) -> int:
+    """``ray_kwargs.ray_init.num_cpus`` for a Ray that verl starts on this machine:
+    the machine's CPU count (``os.cpu_count()`` by default), at least :data:`MIN_LOCAL_RAY_CPUS`."""
+    import os
+
+    return max(MIN_LOCAL_RAY_CPUS, machine_cpus if machine_cpus is not None else (os.cpu_count() or 1))
+
+
+def default_attn_implementation() -> str | None:
+    """``sdpa`` where flash-attn is not importable, else None (verl's ``flash_attention_2``).
+
+    verl loads every model with ``flash_attention_2`` unless told otherwise, and
+    ``verl[vllm]`` does not install flash-attn: without it the first worker dies on load.
+    """
+    import importlib.util
+
+    return None if importlib.util.find_spec("flash_attn") is not None else "sdpa"
 
 
 @dataclass(frozen=True)
@@ -113,6 +136,8 @@ def grpo_overrides(
     nnodes: int = 1,
     n_gpus_per_node: int = 1,
     reward_config: Mapping[str, Any] | None = None,
+    ray_cpus: int | None = None,
+    attn_implementation: str | None = None,
 ) -> list[str]:
     """verl ``ppo_trainer`` overrides for the GRPO stage of a Shop-R1 run.
 
@@ -124,6 +149,10 @@ def grpo_overrides(
         nnodes, n_gpus_per_node: the cluster shape.
         reward_config: every RewardConfig field (``RewardConfig.to_dict()``); passed to
             ``compute_score`` and the trainer as ``reward_kwargs``. None: ``config.reward``.
+        ray_cpus: ``ray_kwargs.ray_init.num_cpus`` for a Ray verl starts itself
+            (:func:`local_ray_cpus`); None leaves it to Ray (and must, on a running cluster).
+        attn_implementation: the policy's attention kernel (``sdpa`` without flash-attn,
+            :func:`default_attn_implementation`); None keeps verl's ``flash_attention_2``.
 
     Returns:
         ``key=value`` strings; keys that verl's config lacks carry Hydra's ``+`` prefix.
@@ -151,6 +180,7 @@ def grpo_overrides(
         override("data.truncation", "error"),
         override("data.seed", config.seed),
         override("actor_rollout_ref.model.path", model_path),
+        *_attn_overrides("actor_rollout_ref.model", attn_implementation),
         override("actor_rollout_ref.model.use_remove_padding", True),
         override("actor_rollout_ref.model.enable_gradient_checkpointing", True),
         override("actor_rollout_ref.actor.optim.lr", float(grpo.learning_rate)),
@@ -191,8 +221,18 @@ def grpo_overrides(
         override("trainer.val_before_train", True),
         override("trainer.resume_mode", "auto"),
         override("trainer.default_local_dir", str(out / "checkpoints")),
+        # Hydra's outputs/<date>/ folders belong to the run, not to the caller's directory.
+        override("hydra.run.dir", str(out / "hydra" / "grpo")),
     ]
+    if ray_cpus is not None:
+        items.append(override("ray_kwargs.ray_init.num_cpus", int(ray_cpus)))
     return items
+
+
+def _attn_overrides(model_key: str, attn_implementation: str | None) -> list[str]:
+    if attn_implementation is None:
+        return []
+    return [override(f"+{model_key}.override_config.attn_implementation", attn_implementation)]
 
 
 def sft_overrides(
@@ -203,11 +243,13 @@ def sft_overrides(
     out_dir: str | Path,
     nnodes: int = 1,
     n_gpus_per_node: int = 1,
+    attn_implementation: str | None = None,
 ) -> list[str]:
     """verl ``sft_trainer_engine`` overrides for the SFT cold start (multi-turn ``messages``).
 
     The checkpoint keeps a full HF model (``checkpoint.save_contents`` has ``hf_model``) under
     ``out_dir/sft/global_step_<N>/huggingface``, which GRPO then starts from.
+    ``attn_implementation`` is as for :func:`grpo_overrides`.
     """
     sft = config.sft
     max_len = sft.max_seq_tokens
@@ -223,6 +265,7 @@ def sft_overrides(
         override("data.use_dynamic_bsz", True),
         override("data.max_token_len_per_gpu", max(8192, max_len)),
         override("model.path", model_path),
+        *_attn_overrides("model", attn_implementation),
         override("optim.lr", float(sft.learning_rate)),
         override("trainer.total_epochs", max(1, math.ceil(sft.epochs))),
         override("trainer.project_name", PROJECT_NAME),
@@ -234,6 +277,7 @@ def sft_overrides(
         override("trainer.default_local_dir", str(out / "sft")),
         override("trainer.resume_mode", "auto"),
         override("checkpoint.save_contents", ["model", "optimizer", "extra", "hf_model"]),
+        override("hydra.run.dir", str(out / "hydra" / "sft")),
     ]
 
 

@@ -47,6 +47,12 @@ def test_grpo_overrides_compose_with_ppo_trainer(plan) -> None:
     # the rollout sees the prompt and response budgets we set
     assert cfg.actor_rollout_ref.rollout.prompt_length == cfg.data.max_prompt_length
     assert cfg.actor_rollout_ref.rollout.response_length == 512
+    # launch robustness: a local Ray with room for TransferQueue, and sdpa without flash-attn
+    assert cfg.ray_kwargs.ray_init.num_cpus >= 16
+    import importlib.util
+
+    if importlib.util.find_spec("flash_attn") is None:
+        assert cfg.actor_rollout_ref.model.override_config.attn_implementation == "sdpa"
 
 
 @pytest.mark.parametrize(("preset", "nnodes", "n_gpus"),
@@ -73,6 +79,10 @@ def test_sft_overrides_compose_with_sft_trainer(plan) -> None:
     assert cfg.optim.lr == 2e-5
     assert cfg.trainer.total_epochs == 4
     assert cfg.data.messages_key == "messages"
+    import importlib.util
+
+    if importlib.util.find_spec("flash_attn") is None:
+        assert cfg.model.override_config.attn_implementation == "sdpa"
     assert "hf_model" in list(cfg.checkpoint.save_contents)
 
 

@@ -12,10 +12,12 @@ from hypothesis import strategies as st
 from training.config import load_config
 from training.verl_backend import launch
 from training.verl_backend.overrides import (
+    MIN_LOCAL_RAY_CPUS,
     REWARD_FN_PATH,
     SETUP_HOOK,
     TRAINER_MODE,
     hydra_value,
+    local_ray_cpus,
     parse_overrides,
     with_required_overrides,
 )
@@ -91,6 +93,37 @@ def test_ablations_reach_verl(capsys, tmp_path) -> None:
     assert g["actor_rollout_ref.model.path"] == config.model  # no SFT: GRPO starts from the base model
 
 
+@pytest.mark.parametrize("flash_attn", [True, False])
+def test_local_launch_is_robust_on_small_machines(capsys, tmp_path, monkeypatch, flash_attn) -> None:
+    """A Ray that verl starts here gets enough logical CPUs for TransferQueue, models load
+    with sdpa when flash-attn is missing, and Hydra writes inside the run folder."""
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: (object() if flash_attn else None) if name == "flash_attn"
+                        else real_find_spec(name, *a))
+    config = load_config("tiny-cpu", ["backend=verl"])
+    code, text = _dry_run(capsys, config, out_root=tmp_path)
+    assert code == 0
+    sft, grpo = _commands(text)
+    s, g = parse_overrides(sft[6:]), parse_overrides(grpo[3:])
+    assert int(g["ray_kwargs.ray_init.num_cpus"]) >= MIN_LOCAL_RAY_CPUS
+    run_dir = tmp_path.resolve() / "tiny-cpu" / "verl"
+    assert g["hydra.run.dir"] == str(run_dir / "hydra" / "grpo")
+    assert s["hydra.run.dir"] == str(run_dir / "hydra" / "sft")
+    grpo_attn = g.get("+actor_rollout_ref.model.override_config.attn_implementation")
+    sft_attn = s.get("+model.override_config.attn_implementation")
+    assert (grpo_attn, sft_attn) == ((None, None) if flash_attn else ("sdpa", "sdpa"))
+    assert ("attn_implementation=sdpa" in text) != flash_attn
+
+
+def test_local_ray_cpus_never_below_the_transfer_queue_minimum() -> None:
+    assert local_ray_cpus(2) == MIN_LOCAL_RAY_CPUS
+    assert local_ray_cpus(64) == 64
+    assert local_ray_cpus() >= MIN_LOCAL_RAY_CPUS
+
+
 def test_cluster_submits_ray_jobs(capsys, tmp_path) -> None:
     config = load_config("paper-qwen2.5-3b", ["backend=verl"])
     code, text = _dry_run(capsys, config, nnodes=2, n_gpus_per_node=8, ray_address="http://head:8265",
@@ -103,6 +136,7 @@ def test_cluster_submits_ray_jobs(capsys, tmp_path) -> None:
     assert "verl.trainer.sft_trainer_ray" in sft
     assert "training.verl_backend.entry" in grpo
     assert parse_overrides(grpo)["trainer.nnodes"] == "2"
+    assert not any(item.startswith("ray_kwargs.ray_init.num_cpus") for item in grpo), "a cluster counts its own CPUs"
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,16 @@
 """The Shop-R1 reward as a TRL ``GRPOTrainer`` reward function (docs/architecture.md §5, §10).
 
 One callable object scores a batch of completions with :func:`rewards.score` (no second
-implementation of the reward). Self-certainty is computed from the POLICY's own logits:
-the object holds a reference to the trainer's model and runs one no-grad backbone pass over
-prompt + completion, then the LM head only at the tokens whose characters lie inside the
-rationale string (:mod:`training.lm_head`; never a completion-wide logits tensor) (:func:`rewards.rationale_char_span` and
-:func:`rewards.rationale_token_mask`), averaged by :func:`rewards.self_certainty` in chunks.
+implementation of the reward). Self-certainty is computed from the POLICY's own logits at
+the tokens whose characters lie inside the rationale string (:func:`rewards.rationale_token_mask`),
+averaged by :func:`rewards.self_certainty`. Two sources of those logits:
+
+* :class:`GenerationCertainty`, installed on the policy's ``generate``, measures each
+  sampled token's distribution while the rollout is generated (one ``[batch, vocab]`` row
+  per step, reduced at once to one float per row): no second pass over prompt + completion;
+* otherwise (rollouts from vLLM, a record that does not match the completions) one no-grad
+  backbone pass over prompt + completion and the LM head only at the rationale tokens
+  (:mod:`training.lm_head`; never a completion-wide logits tensor).
 
 Faults never stop training: a sample whose scoring raises gets reward 0 and is counted in
 ``reward/errors`` and in :attr:`ShopR1Reward.errors`.
@@ -41,6 +46,8 @@ class ShopR1Reward:
         temperature: the rollouts' sampling temperature; self-certainty is measured on
             ``softmax(z / T)`` with ``T = config.self_certainty_temperature`` when set, else
             this one (the distribution that produced the rationale, as on verl).
+        recorder: a :class:`GenerationCertainty` installed on the policy's ``generate``;
+            its record of the latest rollout replaces the forward pass when it matches.
 
     The dataset column ``gold_action`` holds the gold action as JSON text.
     """
@@ -56,6 +63,7 @@ class ShopR1Reward:
         chunk_size: int = 256,
         precision: str = "fp32",
         temperature: float = 1.0,
+        recorder: GenerationCertainty | None = None,
     ) -> None:
         from rewards import RewardConfig
 
@@ -68,6 +76,9 @@ class ShopR1Reward:
         self.precision = precision
         explicit = getattr(self.config, "self_certainty_temperature", None)
         self.certainty_temperature = float(explicit if explicit is not None else temperature)
+        self.recorder = recorder
+        #: How many completions had their self-certainty from the rollout's record / a forward pass.
+        self.certainty_sources = {"generation": 0, "forward": 0}
         self.errors = 0
         self.last_breakdowns: list[Any] = []
 
@@ -147,12 +158,17 @@ class ShopR1Reward:
             model = self._model() if self._model is not None else None
             if model is None or self.tokenizer is None:
                 return [None] * len(completion_ids)
-            prompt_ids = [prompt_token_ids(self.tokenizer, p) for p in prompts]
             masks = [rationale_mask(self.tokenizer, ids) for ids in completion_ids]
+            recorded = self.recorder.take(completion_ids) if self.recorder is not None else None
+            if recorded is not None:
+                self.certainty_sources["generation"] += len(completion_ids)
+                return [_masked_mean(values, mask) for values, mask in zip(recorded, masks, strict=True)]
+            prompt_ids = [prompt_token_ids(self.tokenizer, p) for p in prompts]
         except Exception as err:
             self.errors += 1
             log.warning("self-certainty setup failed (scored without it): %s: %s", type(err).__name__, err)
             return [None] * len(completion_ids)
+        self.certainty_sources["forward"] += len(completion_ids)
         vocab = int(getattr(getattr(model, "config", None), "vocab_size", 0) or 32000)
         longest = max((len(c) for c in completion_ids), default=1) + 1
         rows = max(1, _LOGITS_BUDGET // (vocab * longest))
@@ -207,6 +223,99 @@ class ShopR1Reward:
         finally:
             model.train(was_training)
         return [float(v) for v in values.tolist()]
+
+
+def _masked_mean(values: Sequence[float], mask: Sequence[bool]) -> float:
+    picked = [v for v, m in zip(values, mask, strict=False) if m]
+    return sum(picked) / len(picked) if picked else 0.0
+
+
+class GenerationCertainty:
+    """Per-token self-certainty of a rollout, measured while the policy samples it.
+
+    :meth:`install` wraps the model's ``generate`` so that every call adds a logits
+    processor; at each step it sees the raw next-token logits of every row (before the
+    temperature/top-p warpers, which transformers applies after custom processors) and
+    keeps one float per row, :func:`rewards.self_certainty` of that step's distribution.
+    It also keeps the token each row sampled at the previous step, so :meth:`take` can
+    check that a batch of completions is the rollout it recorded.
+
+    Args:
+        variant: ``RewardConfig.self_certainty_variant``.
+        temperature: measure ``softmax(z / temperature)`` (as :class:`ShopR1Reward`).
+    """
+
+    def __init__(self, variant: str = "kl_p_u", temperature: float = 1.0) -> None:
+        self.variant = variant
+        self.temperature = float(temperature)
+        self._values: list[Any] = []
+        self._tokens: list[Any] = []
+        self._model: Any = None
+
+    def reset(self) -> None:
+        """Forget the current record (a new rollout starts)."""
+        self._values, self._tokens = [], []
+
+    def observe(self, input_ids: Any, scores: Any) -> None:
+        """Record one generation step: ``scores`` ``[batch, vocab]`` raw logits, ``input_ids``
+        ``[batch, prompt + step]``."""
+        import torch
+
+        from rewards import self_certainty
+
+        if self._values:
+            self._tokens.append(input_ids[:, -1].detach().to("cpu"))
+        ones = torch.ones((scores.size(0), 1), dtype=torch.bool, device=scores.device)
+        per_row = self_certainty(scores.detach().unsqueeze(1), ones, variant=self.variant,
+                                 chunk_size=max(1, scores.size(0)), temperature=self.temperature)
+        self._values.append(per_row.to("cpu"))
+
+    def take(self, completion_ids: Sequence[Sequence[int]]) -> list[list[float]] | None:
+        """Per-token values for each completion of the recorded rollout, then forget it.
+
+        Returns None (use the forward pass) when nothing is recorded, the batch size differs,
+        or a completion's tokens are not the ones the record saw sampled.
+        """
+        import torch
+
+        values, tokens = self._values, self._tokens
+        self.reset()
+        if not values or values[0].numel() != len(completion_ids):
+            return None
+        table = torch.stack(values, dim=1)  # [batch, steps]
+        seen = torch.stack(tokens, dim=1).tolist() if tokens else [[] for _ in completion_ids]
+        for row, ids in zip(seen, completion_ids, strict=True):
+            checked = min(len(ids), len(row))
+            if list(ids[:checked]) != row[:checked] or len(ids) > table.size(1):
+                return None
+        return [table[i, :len(ids)].tolist() for i, ids in enumerate(completion_ids)]
+
+    def install(self, model: Any) -> None:
+        """Wrap ``model.generate`` (on the instance) so every call records; see :meth:`uninstall`."""
+        from transformers import LogitsProcessor, LogitsProcessorList
+
+        recorder = self
+
+        class _Record(LogitsProcessor):
+            def __call__(self, input_ids: Any, scores: Any) -> Any:
+                recorder.observe(input_ids, scores)
+                return scores
+
+        original = model.generate
+
+        def generate(*args: Any, **kwargs: Any) -> Any:
+            recorder.reset()
+            processors = LogitsProcessorList([*(kwargs.pop("logits_processor", None) or []), _Record()])
+            return original(*args, logits_processor=processors, **kwargs)
+
+        model.generate = generate
+        self._model = model
+
+    def uninstall(self) -> None:
+        """Give the model its own ``generate`` back (the latest record stays until taken)."""
+        if self._model is not None and "generate" in vars(self._model):
+            del self._model.generate
+        self._model = None
 
 
 def completion_text(completion: Any) -> str:

@@ -19,7 +19,8 @@ from typing import Any
 
 from training.checkpoints import FINAL_DIR, METRICS_FILE, last_checkpoint, metrics_callback, truncate_metrics
 from training.config import TrainConfig
-from training.grpo_reward import ShopR1Reward
+from training.grpo_reward import GenerationCertainty, ShopR1Reward
+from training.host_memory import host_memory_callback
 
 CHECKPOINTS = "checkpoints"
 
@@ -153,8 +154,12 @@ def run_grpo(
     )
     from training.precision import resolve_precision
 
-    reward = ShopR1Reward(config.reward_config(), tokenizer, chunk_size=config.grpo.self_certainty_chunk,
-                          precision=resolve_precision(config.precision), temperature=config.grpo.temperature)
+    reward_config = config.reward_config()
+    recorder = GenerationCertainty(reward_config.self_certainty_variant,
+                                   reward_config.self_certainty_temperature or config.grpo.temperature)
+    reward = ShopR1Reward(reward_config, tokenizer, chunk_size=config.grpo.self_certainty_chunk,
+                          precision=resolve_precision(config.precision), temperature=config.grpo.temperature,
+                          recorder=recorder if reward_config.use_self_certainty else None)
     metrics_path = out / METRICS_FILE
     checkpoint = last_checkpoint(out / CHECKPOINTS) if resume else None
     if checkpoint is not None:
@@ -167,11 +172,18 @@ def run_grpo(
         args=grpo_args(config, out, progress=progress),
         train_dataset=dataset,
         processing_class=tokenizer,
-        callbacks=[metrics_callback(metrics_path, summary=False), *callbacks],
+        callbacks=[host_memory_callback(), metrics_callback(metrics_path, summary=False), *callbacks],
     )
-    # Self-certainty reads the policy the trainer is optimising (no second copy).
+    # Self-certainty reads the policy the trainer is optimising (no second copy), from the
+    # logits it samples the rollout with where it can (no second forward pass).
     reward.attach(lambda: trainer.model)
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+    if reward.recorder is not None:
+        reward.recorder.install(trainer.model)
+    try:
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+    finally:
+        if reward.recorder is not None:
+            reward.recorder.uninstall()
     final = out / FINAL_DIR
     trainer.save_model(str(final))
     tokenizer.save_pretrained(final)
@@ -179,5 +191,6 @@ def run_grpo(
 
     PromptSettings(config.data.context, config.data.max_history, config.data.max_prompt_tokens,
                    page_format=config.data.page_format).save(final)
-    (out / "reward_errors.json").write_text(json.dumps({"errors": reward.errors}), encoding="utf-8")
+    (out / "reward_errors.json").write_text(
+        json.dumps({"errors": reward.errors, "self_certainty_sources": reward.certainty_sources}), encoding="utf-8")
     return final

@@ -30,6 +30,7 @@ from trl import SFTTrainer
 
 from shop_env.sessions import Session
 from training.checkpoints import FINAL_DIR, METRICS_FILE, last_checkpoint, metrics_callback
+from training.host_memory import host_memory_callback
 
 log = logging.getLogger(__name__)
 
@@ -411,7 +412,7 @@ def build_trainer(
     )
     kwargs: dict[str, Any] = {
         "model": model, "args": config, "train_dataset": dataset, "processing_class": tokenizer,
-        "callbacks": [metrics_callback(out / METRICS_FILE, phase="sft")],
+        "callbacks": [host_memory_callback(), metrics_callback(out / METRICS_FILE, phase="sft")],
     }
     if stock_trl:  # float32: the Trainer's own autocast is off (bf16=False above)
         return SFTTrainer(**kwargs)

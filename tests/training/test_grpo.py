@@ -19,6 +19,7 @@ from tests.session_factory import three_step_sessions  # noqa: E402
 from training.checkpoints import last_checkpoint, read_metrics  # noqa: E402
 from training.config import load_config  # noqa: E402
 from training.grpo_reward import (  # noqa: E402
+    GenerationCertainty,
     ShopR1Reward,
     prompt_token_ids,
     rationale_mask,
@@ -134,6 +135,79 @@ def test_switching_self_certainty_off_skips_the_policy(tiny):
     assert got == [pytest.approx(score(COMPLETIONS[0], GOLDS[0], config).total)]
 
 
+def _per_token_certainty(model, tokenizer, prompt, completion_ids, temperature):
+    """log V - H(softmax(z / T)) at every completion position, from one plain forward."""
+    ids = prompt_token_ids(tokenizer, prompt) + list(completion_ids)
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids])).logits[0].double() / temperature
+    logp = torch.log_softmax(logits[len(ids) - len(completion_ids) - 1: len(ids) - 1], -1)
+    return (math.log(logits.shape[-1]) + (logp.exp() * logp).sum(-1)).tolist()
+
+
+def test_self_certainty_recorded_while_sampling_equals_a_forward_pass(tiny):
+    """The recorder sees the raw logits of each sampled token (not the temperature-warped
+    ones), so its values equal a separate forward pass at the same temperature."""
+    model, tokenizer = tiny
+    # One prompt twice (two different samples): no left padding, whose positions generate
+    # treats its own way, so the plain forward below is the very distribution sampled from.
+    prompts = [[{"role": "user", "content": "Find a tent, please."}]] * 2
+    temperature = 0.7
+    recorder = GenerationCertainty("kl_p_u", temperature)
+    recorder.install(model)
+    try:
+        encoded = [prompt_token_ids(tokenizer, p) for p in prompts]
+        width = max(map(len, encoded))
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        input_ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded])
+        attention = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded])
+        torch.manual_seed(0)
+        out = model.generate(input_ids=input_ids, attention_mask=attention, do_sample=True, temperature=temperature,
+                             max_new_tokens=6, pad_token_id=pad)
+    finally:
+        recorder.uninstall()
+    assert "generate" not in vars(model)
+    eos = tokenizer.eos_token_id
+    # As GRPOTrainer keeps them: up to and including the first EOS.
+    completions = [c[:c.index(eos) + 1] if eos in c else c for c in out[:, width:].tolist()]
+    # A completion that is not the recorded rollout is refused (the forward pass is used).
+    assert recorder.take([[c[0] + 1] + c[1:] if i == 0 else c for i, c in enumerate(completions)]) is None
+    recorder.install(model)
+    try:
+        torch.manual_seed(0)
+        model.generate(input_ids=input_ids, attention_mask=attention, do_sample=True, temperature=temperature,
+                       max_new_tokens=6, pad_token_id=pad)
+    finally:
+        recorder.uninstall()
+    recorded = recorder.take(completions)
+    assert recorded is not None and recorder.take(completions) is None  # one use per rollout
+    for prompt, ids, values in zip(prompts, completions, recorded, strict=True):
+        want = _per_token_certainty(model, tokenizer, prompt, ids, temperature)
+        assert values == pytest.approx(want, abs=1e-4)
+        assert values != pytest.approx(_per_token_certainty(model, tokenizer, prompt, ids, 1.0), abs=1e-4)
+
+
+def test_the_reward_uses_the_rollout_record_and_falls_back_to_a_forward_pass(tiny):
+    model, tokenizer = tiny
+    prompt = [{"role": "user", "content": "What next?"}]
+    ids = [tokenizer(c, add_special_tokens=False)["input_ids"] for c in COMPLETIONS[:2]]
+    recorder = GenerationCertainty("kl_p_u", 1.0)
+    fn = ShopR1Reward(RewardConfig(), tokenizer, model=model, recorder=recorder)
+    golds = [g.to_json() for g in GOLDS[:2]]
+    forward = fn(prompts=[prompt] * 2, completions=COMPLETIONS[:2], completion_ids=ids, gold_action=golds)
+    assert fn.certainty_sources == {"generation": 0, "forward": 2}
+    # A record of these very tokens: one step per token, each row's logits as the policy gives them.
+    full = [prompt_token_ids(tokenizer, prompt) + c for c in ids]
+    with torch.no_grad():
+        for step in range(max(map(len, ids))):
+            rows = [f[:len(f) - len(c) + min(step, len(c))] for f, c in zip(full, ids, strict=True)]
+            scores = torch.stack([model(input_ids=torch.tensor([r])).logits[0, -1] for r in rows])
+            last = torch.tensor([[r[-1]] for r in rows])
+            recorder.observe(last, scores)
+    recorded = fn(prompts=[prompt] * 2, completions=COMPLETIONS[:2], completion_ids=ids, gold_action=golds)
+    assert fn.certainty_sources == {"generation": 2, "forward": 2}
+    assert recorded == pytest.approx(forward, abs=1e-4)
+
+
 def _tiny_config(steps: int, save_steps: int = 1):
     return load_config("tiny-cpu", [f"grpo.steps={steps}", "grpo.num_generations=2", "grpo.batch_size=2",
                                     "grpo.max_completion_tokens=12", f"grpo.save_steps={save_steps}",
@@ -156,6 +230,9 @@ def test_two_step_grpo_smoke_run_on_cpu(tiny, tmp_path):
                 "reward/self_certainty", "kl", "loss"):
         assert all(key in r for r in records), key
     assert any(k.startswith("exact_match/") for k in records[0])
+    sources = json.loads((tmp_path / "grpo" / "reward_errors.json").read_text())["self_certainty_sources"]
+    assert sources == {"generation": 4, "forward": 0}, "self-certainty came from the rollouts, not a second pass"
+    assert "generate" not in vars(model)
 
 
 def test_interrupted_grpo_resumes_from_last_checkpoint(tiny, tmp_path):

@@ -378,6 +378,26 @@ def _fit(chat: list[_Message], counter: _Counter, budget: int | None, *, add_gen
     )
 
 
+def cut_page(page: str, allowed_tokens: int, tokenizer: Any) -> tuple[str, int]:
+    """``page`` cut to its longest prefix that, with the cut marker, fits ``allowed_tokens``.
+
+    The one page-cutting rule of prompts (here) and SFT chats (:mod:`training.sft`), so a
+    model is trained on pages cut exactly as it is later prompted with them.
+
+    Args:
+        page: the page text (as :func:`page_text` gives it).
+        allowed_tokens: tokens the page, marker included, may take.
+        tokenizer: counts the tokens (None: ``ceil(chars / 4)``).
+
+    Returns:
+        ``(text, cut_chars)``: the kept prefix plus :data:`CUT_MARKER` when anything was cut
+        (``page`` itself when it fits), and how many characters were cut.
+    """
+    keep = _longest_prefix(page, allowed_tokens, _Counter(tokenizer))
+    cut = len(page) - keep
+    return (page[:keep] + CUT_MARKER.format(cut=cut) if cut else page), cut
+
+
 def _longest_prefix(page: str, allowed: int, counter: _Counter) -> int:
     """The most characters of ``page`` whose tokens plus the cut marker fit ``allowed``."""
     if counter.text(page) <= allowed:

@@ -239,29 +239,27 @@ def _cut_page(
 ) -> tuple[list[dict[str, Any]], int]:
     """Cut ``page`` inside ``messages[index]`` (keeping a prefix + the cut marker) until ``overflow`` <= 0.
 
-    Like :mod:`shop_env.prompt`'s cut, but one tokenizer pass per try: the cut point is
-    read from the page's token offsets instead of a binary search over prefixes.
+    The cut itself is :func:`shop_env.prompt.cut_page`, the prompts' own rule.
     ``overflow(messages)`` says how many tokens are over budget. Returns the messages and
     their final overflow. Warns when even the whole page cut is not enough, unless
     ``session_id`` is empty.
     """
-    from shop_env.prompt import CUT_MARKER
+    from shop_env.prompt import cut_page
 
     content = messages[index]["content"]
     at = content.rfind(page) if page else -1
     head, body, tail = (content[:at], page, content[at + len(page):]) if at >= 0 else ("", content, "")
-    marker = len(tokenizer.encode(CUT_MARKER.format(cut=len(body)), add_special_tokens=False))
+    page_tokens = len(tokenizer.encode(body, add_special_tokens=False))
     over = overflow(messages)
+    allowed = page_tokens
     for _ in range(4):  # re-measure: token counts are not exactly additive at the cut
         if over <= 0:
             return messages, over
-        offsets = tokenizer(body, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-        room = len(offsets) - over - marker - 2
-        keep = offsets[room][0] if 0 < room < len(offsets) else 0
-        body = body[:keep]
-        messages[index] = {**messages[index], "content": head + body + CUT_MARKER.format(cut=len(page) - keep) + tail}
+        allowed -= over
+        text, cut = cut_page(body, allowed, tokenizer)
+        messages[index] = {**messages[index], "content": head + text + tail}
         over = overflow(messages)
-        if keep == 0:
+        if cut == len(body):
             break
     if session_id and over > 0:
         log.warning("session %s: a step does not fit the token budget even with its page cut; TRL truncates it",
@@ -277,11 +275,13 @@ def _step_chats(session: Session, tokenizer: Any, settings: SFTSettings) -> list
     fits ``max_seq_tokens``. A step whose list of past actions alone is over budget keeps
     only its most recent past actions (16, 8, ... 0).
     """
-    from shop_env.prompt import page_text, step_chats
+    from shop_env.prompt import chat_token_ids, page_text, step_chats
 
     def overflow(chat: list[dict[str, Any]]) -> int:
-        # prompt + answer: the chat template renders each message on its own (ChatML)
-        prompt = chat_tokens(tokenizer, chat[:-1])
+        # prompt + answer: the chat template renders each message on its own (ChatML). The
+        # prompt is counted as generation sees it (with the assistant opening), as
+        # shop_env.prompt counts its budget, so both cut a page at the same character.
+        prompt = len(chat_token_ids(tokenizer, chat[:-1], add_generation_prompt=True))
         over = prompt + chat_tokens(tokenizer, chat[-1:]) - settings.max_seq_tokens
         if settings.max_prompt_tokens is not None:
             over = max(over, prompt - settings.max_prompt_tokens)

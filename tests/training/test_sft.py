@@ -111,6 +111,26 @@ def test_latest_step_chats_fit_and_keep_the_answer(base_dir) -> None:
     assert any("page cut here" in chat[1]["content"] for chat in chats)
 
 
+def test_a_page_is_cut_at_the_same_character_in_sft_chats_and_in_prompts(base_dir) -> None:
+    """One cutting rule: a latest-step SFT chat, cut to the prompt budget, holds exactly the
+    prompt that GRPO and evaluation build for that state with the same budget."""
+    from shop_env.observations import build_states
+    from shop_env.prompt import build_messages
+
+    long_sessions = make_sessions(2, seed=2, pages=25)
+    _, tokenizer = load_model("tiny", sessions=long_sessions, out_dir=base_dir / "long3", tiny=SMALL)
+    settings = SFTSettings(context="latest-step", max_seq_tokens=100_000, max_prompt_tokens=900, max_history=4)
+    chats = build_sft_dataset(long_sessions, tokenizer, settings)["messages"]
+    states = build_states(long_sessions, context="latest-step", max_history=4)
+    assert len(chats) == len(states)
+    cut = 0
+    for state, chat in zip(states, chats, strict=True):
+        prompt = build_messages(state.observation, context="latest-step", tokenizer=tokenizer, max_prompt_tokens=900)
+        assert prompt == [{"role": m["role"], "content": m["content"]} for m in chat[:-1]]
+        cut += "page cut here" in chat[1]["content"]
+    assert cut >= 2
+
+
 def test_a_tiny_budget_still_trains_every_answer(sessions, base_dir) -> None:
     _, tokenizer = fresh_model(sessions, base_dir)
     chats = build_sft_dataset(sessions, tokenizer, SFTSettings(max_seq_tokens=700))["messages"]

@@ -30,6 +30,7 @@ from typing import Any
 from shop_env.observations import CONTEXTS
 from shop_env.sessions import Session, select_split
 from shop_env.webpage.compact import PAGE_FORMATS
+from training.verl_backend.overrides import DEFAULT_MAX_PROMPT_TOKENS, TEMPLATE_MARGIN_TOKENS
 
 ABILITY = "web_shopping"
 DATA_SOURCE_PREFIX = "shop_r1/"
@@ -46,16 +47,22 @@ class ExportResult:
         rl: split -> RL parquet path.
         sft: split -> SFT parquet path (empty when SFT export was off).
         counts: ``"rl/train"``-style key -> rows written.
+        overlong: split -> RL rows whose prompt, rendered as verl renders it, is longer than
+            ``max_prompt_length`` (verl's ``filter_overlong_prompts`` drops them); only
+            counted when the export had a tokenizer and a ``max_prompt_length``.
     """
 
     out_dir: Path
     rl: dict[str, Path] = field(default_factory=dict)
     sft: dict[str, Path] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    overlong: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
-        """One line per file: path and row count."""
-        lines = [f"{path}  ({self.counts[f'rl/{split}']} RL rows)" for split, path in self.rl.items()]
+        """One line per file: path and row count (and the rows verl would drop)."""
+        lines = [f"{path}  ({self.counts[f'rl/{split}']} RL rows"
+                 + (f", {self.overlong[split]} over verl's prompt limit" if split in self.overlong else "") + ")"
+                 for split, path in self.rl.items()]
         lines += [f"{path}  ({self.counts[f'sft/{split}']} SFT rows)" for split, path in self.sft.items()]
         return "\n".join(lines)
 
@@ -149,6 +156,23 @@ def sft_rows(
     return rows
 
 
+#: Largest share of a split's RL rows that may be over verl's prompt limit before the export fails.
+MAX_OVERLONG_SHARE = 0.01
+
+
+def overlong_rows(rows: Sequence[Mapping[str, Any]], tokenizer: Any, max_prompt_length: int) -> list[int]:
+    """Indices of the RL rows that verl's ``filter_overlong_prompts`` would drop.
+
+    verl's ``RLHFDataset`` renders ``row["prompt"]`` with the tokenizer's chat template and
+    the generation prompt, and keeps the row iff that is at most ``max_prompt_length``
+    tokens; this counts exactly the same way (:func:`shop_env.prompt.chat_token_ids`).
+    """
+    from shop_env.prompt import chat_token_ids
+
+    return [i for i, row in enumerate(rows)
+            if len(chat_token_ids(tokenizer, list(row["prompt"]), add_generation_prompt=True)) > max_prompt_length]
+
+
 def write_parquet(rows: list[dict[str, Any]], path: str | Path) -> int:
     """Write ``rows`` (dicts of one shape) to a parquet file; returns the row count.
 
@@ -182,6 +206,7 @@ def export_dataset(
     sft: bool = True,
     sft_max_tokens: int | None = None,
     page_format: str = "compact",
+    max_prompt_length: int | None = None,
 ) -> ExportResult:
     """Load sessions, split them and write the RL (and SFT) parquet files of each split.
 
@@ -197,12 +222,16 @@ def export_dataset(
         sft: also write the SFT chats.
         sft_max_tokens: token budget of one SFT chat (default: ``max_prompt_tokens``).
         page_format: how pages enter prompts and chats (``"compact"`` or ``"html"``).
+        max_prompt_length: verl's ``data.max_prompt_length``; with a ``tokenizer`` (the one
+            verl will load), every RL row is counted as verl counts it (:func:`overlong_rows`).
 
     Returns:
         An :class:`ExportResult`.
 
     Raises:
-        ValueError: unknown reward key, bad prompt settings, an unknown or empty split.
+        ValueError: unknown reward key, bad prompt settings, an unknown or empty split, or
+            more than :data:`MAX_OVERLONG_SHARE` of a split's rows over ``max_prompt_length``
+            (verl would silently train on fewer prompts than exported).
         FileNotFoundError: a source path that does not exist.
     """
     from rewards import RewardConfig
@@ -218,6 +247,15 @@ def export_dataset(
             part, split=split, reward_config=full_config, context=context, max_history=max_history,
             tokenizer=tokenizer, max_prompt_tokens=max_prompt_tokens, page_format=page_format,
         )
+        if tokenizer is not None and max_prompt_length is not None:
+            over = overlong_rows(rows, tokenizer, max_prompt_length)
+            result.overlong[split] = len(over)
+            if rows and len(over) > MAX_OVERLONG_SHARE * len(rows):
+                raise ValueError(
+                    f"verl would drop {len(over)} of {len(rows)} {split} prompts ({len(over) / len(rows):.1%}): "
+                    f"they are over data.max_prompt_length={max_prompt_length} tokens with this tokenizer and "
+                    "its chat template; raise the limit or lower data.max_prompt_tokens"
+                )
         result.rl[split] = out / RL_FILES.get(split, f"{split}.parquet")
         result.counts[f"rl/{split}"] = write_parquet(rows, result.rl[split])
         if sft:
@@ -275,9 +313,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             data, args.out, reward_config=reward, context=context, max_history=max_history,
             max_prompt_tokens=budget, tokenizer=tokenizer, test_fraction=test_fraction, sft=not args.no_sft,
             page_format=page_format,
+            # the limit the launcher gives verl (budget + template room): checked with the tokenizer
+            max_prompt_length=(budget or DEFAULT_MAX_PROMPT_TOKENS) + TEMPLATE_MARGIN_TOKENS,
         )
     except (ValueError, FileNotFoundError) as err:
-        print(f"export failed: {err}", file=sys.stderr)
+        print(f"error: export failed: {err}", file=sys.stderr)
         return 2
     print(result.summary())
     return 0

@@ -26,6 +26,7 @@ from training.verl_backend.overrides import (
     default_attn_implementation,
     grpo_overrides,
     local_ray_cpus,
+    prompt_budget,
     sft_overrides,
 )
 
@@ -226,6 +227,7 @@ def prepare(plan: LaunchPlan, config: Any) -> None:
         max_prompt_tokens=config.data.max_prompt_tokens, tokenizer=tokenizer,
         test_fraction=config.data.test_fraction, sft=config.sft.enabled,
         sft_max_tokens=config.sft.max_seq_tokens, page_format=config.data.page_format,
+        max_prompt_length=prompt_budget(config) if tokenizer is not None else None,
     )
     print(result.summary(), flush=True)
     (plan.run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")

@@ -63,3 +63,22 @@ def test_multiturn_sft_dataset_masks_assistant_turns(exported, tokenizer) -> Non
     target = rows[0]["messages"][-1]["content"]
     assert target in trained  # the assistant's response JSON is trained on ...
     assert rows[0]["messages"][0]["content"][:40] not in trained  # ... the system prompt is not
+
+
+def test_verl_keeps_every_prompt_the_export_fitted(sessions, tokenizer, tmp_path) -> None:
+    """verl's own length filter, with the limit the launcher passes (budget + template room),
+    drops none of the rows the export fitted to the budget with verl's tokenizer."""
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    from training.verl_backend.export import export_dataset
+    from training.verl_backend.overrides import TEMPLATE_MARGIN_TOKENS
+
+    budget = 1200
+    result = export_dataset(sessions, tmp_path / "data", context="latest-step", max_history=2,
+                            max_prompt_tokens=budget, tokenizer=tokenizer, sft=False,
+                            max_prompt_length=budget + TEMPLATE_MARGIN_TOKENS)
+    assert result.overlong["train"] == 0
+    rows = pq.read_table(result.rl["train"]).to_pylist()
+    dataset = RLHFDataset(str(result.rl["train"]), tokenizer,
+                          _rl_config(cache_dir=str(tmp_path), max_prompt_length=budget + TEMPLATE_MARGIN_TOKENS))
+    assert len(dataset) == len(rows) > 0

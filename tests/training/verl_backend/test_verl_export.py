@@ -12,14 +12,8 @@ from shop_env.actions import parse_response
 from shop_env.observations import build_states
 from shop_env.prompt import build_messages
 from shop_env.sessions import select_split
-from shop_env.synthetic import generate_sessions
 from training.verl_backend.export import ABILITY, export_dataset, main
 from training.verl_backend.reward import compute_score
-
-
-@pytest.fixture(scope="module")
-def sessions():
-    return generate_sessions(6, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +102,40 @@ def test_cli_writes_files_and_reports_bad_sources(sessions, tmp_path, capsys) ->
     assert "RL rows" in capsys.readouterr().out
     assert main(["--data", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o2")]) == 2
     assert "export failed" in capsys.readouterr().err
+
+
+def test_every_exported_prompt_is_within_verls_limit_or_the_export_fails(sessions, tokenizer, tmp_path) -> None:
+    """No silent data loss: the export counts each prompt as verl does (chat template and
+    generation prompt, the tokenizer verl loads) and fails when verl would drop over 1%."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from shop_env.prompt import chat_token_ids
+    from training.verl_backend.export import overlong_rows
+    from training.verl_backend.overrides import TEMPLATE_MARGIN_TOKENS
+
+    @settings(max_examples=6, deadline=None)
+    @given(st.integers(min_value=1000, max_value=3000))
+    def fits(budget: int) -> None:
+        out = tmp_path / f"b{budget}"
+        limit = budget + TEMPLATE_MARGIN_TOKENS
+        result = export_dataset(sessions, out, context="latest-step", max_history=2, max_prompt_tokens=budget,
+                                tokenizer=tokenizer, sft=False, max_prompt_length=limit)
+        assert result.overlong == {"train": 0, "test": 0}
+        for path in result.rl.values():
+            for row in pq.read_table(path).to_pylist():
+                assert len(chat_token_ids(tokenizer, row["prompt"], add_generation_prompt=True)) <= limit
+
+    fits()
+    rows = pq.read_table(export_dataset(sessions, tmp_path / "all", context="latest-step", tokenizer=tokenizer,
+                                        sft=False).rl["train"]).to_pylist()
+    lengths = sorted(len(chat_token_ids(tokenizer, r["prompt"], add_generation_prompt=True)) for r in rows)
+    assert overlong_rows(rows, tokenizer, lengths[-1]) == []
+    assert len(overlong_rows(rows, tokenizer, lengths[-1] - 1)) >= 1
+    with pytest.raises(ValueError, match=r"verl would drop \d+ of \d+ train prompts.*max_prompt_length"):
+        export_dataset(sessions, tmp_path / "short", context="latest-step", tokenizer=tokenizer, sft=False,
+                       max_prompt_length=lengths[len(lengths) // 2])
+    # A budget the prompts cannot be fitted to (the system prompt alone is longer) fails too.
+    with pytest.raises(ValueError, match="verl would drop"):
+        export_dataset(sessions, tmp_path / "tiny", context="latest-step", tokenizer=tokenizer, sft=False,
+                       max_prompt_tokens=100, max_prompt_length=100 + TEMPLATE_MARGIN_TOKENS)

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from rewards import RewardConfig
 from shop_env.observations import CONTEXTS
 from shop_env.sessions import SPLIT_CHOICES
 from shop_env.webpage.compact import PAGE_FORMATS
@@ -123,9 +124,9 @@ class EvalConfig:
 class TrainConfig:
     """One training run, resolved from a preset plus overrides.
 
-    ``reward`` holds :class:`rewards.RewardConfig` fields (only those that differ from its
-    defaults need be given), checked against it when the config is built; :meth:`reward_config`
-    builds the object.
+    Every section is a typed dataclass, ``reward`` included: a :class:`rewards.RewardConfig`
+    built (and validated) from the preset's ``reward:`` mapping, which needs to give only the
+    fields that differ from the paper's defaults.
     """
 
     name: str = _key(DEFAULT_PRESET, "run name: output goes to OUT/NAME/")
@@ -136,7 +137,8 @@ class TrainConfig:
     data: DataConfig = _key(factory=DataConfig)
     sft: SFTConfig = _key(factory=SFTConfig)
     grpo: GRPOSection = _key(factory=GRPOSection)
-    reward: dict[str, Any] = _key(factory=dict, help="RewardConfig fields that differ from the paper's defaults")
+    reward: RewardConfig = _key(factory=RewardConfig, help="the reward (rewards.RewardConfig); presets give the "
+                                "fields that differ from the paper's defaults")
     eval: EvalConfig = _key(factory=EvalConfig)
     def to_dict(self) -> dict[str, Any]:
         """Return the config as plain data (what is written to ``config.yaml``)."""
@@ -164,18 +166,9 @@ class TrainConfig:
         except ValueError as err:
             raise ConfigError(str(err)) from None
 
-    def reward_config(self) -> Any:
-        """Build the :class:`rewards.RewardConfig` of this run.
-
-        Raises:
-            ConfigError: a reward key unknown to ``RewardConfig``.
-        """
-        from rewards import RewardConfig
-
-        try:
-            return RewardConfig.from_dict(dict(self.reward))
-        except ValueError as err:
-            raise ConfigError(f"reward: {err}") from None
+    def reward_config(self) -> RewardConfig:
+        """The run's :class:`rewards.RewardConfig` (the ``reward`` section itself)."""
+        return self.reward
 
 
 def preset_names() -> list[str]:
@@ -312,22 +305,22 @@ def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
         if key not in known:
             raise ConfigError(f"unknown config key {where!r}{_close(key, known, prefix)}")
         hint = hints[key]
-        if dataclasses.is_dataclass(hint):
+        if key == "reward" and cls is TrainConfig:
+            kwargs[key] = _check_reward(value)
+        elif dataclasses.is_dataclass(hint):
             if not isinstance(value, dict):
                 raise ConfigError(f"config key {where!r} must be a mapping of {', '.join(f.name for f in dataclasses.fields(hint))}")
             kwargs[key] = _build(hint, value, f"{where}.")
-        elif key == "reward" and cls is TrainConfig:
-            kwargs[key] = _check_reward(value)
         else:
             kwargs[key] = _coerce(value, hint, where)
     return cls(**kwargs)
 
 
-def _check_reward(value: Any) -> dict[str, Any]:
-    from rewards import RewardConfig
-
+def _check_reward(value: Any) -> RewardConfig:
     if value is None:
-        return {}
+        return RewardConfig()
+    if isinstance(value, RewardConfig):
+        return value
     if not isinstance(value, dict):
         raise ConfigError("config key 'reward' must be a mapping of RewardConfig fields")
     known = [f.name for f in dataclasses.fields(RewardConfig)]
@@ -335,10 +328,9 @@ def _check_reward(value: Any) -> dict[str, Any]:
         if key not in known:
             raise ConfigError(f"unknown config key 'reward.{key}'{_close(key, known, 'reward.')}")
     try:
-        RewardConfig.from_dict(dict(value))
+        return RewardConfig.from_dict(dict(value))
     except (TypeError, ValueError) as err:
         raise ConfigError(f"reward: {err}") from None
-    return dict(value)
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
@@ -387,16 +379,16 @@ def config_keys_help() -> str:
     One line per key: dotted name, help, allowed values and default; ``reward.*`` lists
     :class:`rewards.RewardConfig`'s fields with their defaults.
     """
-    from rewards import RewardConfig
-
     lines = ["config keys (--set KEY=VALUE, YAML-typed; defaults are the built-in ones, which presets override):"]
     defaults = TrainConfig()
     for item in dataclasses.fields(TrainConfig):
         value = getattr(defaults, item.name)
+        if item.name == "reward":
+            continue  # listed below, from RewardConfig itself
         if dataclasses.is_dataclass(value):
             for sub_field in dataclasses.fields(value):
                 lines.append(_key_line(f"{item.name}.{sub_field.name}", sub_field, getattr(value, sub_field.name)))
-        elif item.name != "reward":
+        else:
             lines.append(_key_line(item.name, item, value))
     reward = RewardConfig()
     lines.append("  reward.<field>: a RewardConfig field (docs/architecture.md §5), default shown:")

@@ -46,7 +46,7 @@ def test_rows_keep_the_smollm2_cpu_model_and_budgets():
         assert (config.grpo.steps, config.grpo.batch_size, config.eval) == (base.grpo.steps, base.grpo.batch_size,
                                                                             base.eval), name
         assert (config.sft.max_steps, config.sft.batch_size) == (base.sft.max_steps, base.sft.batch_size), name
-    assert row_config("smollm2-cpu", ROWS["no-dars"]).reward["dars_factor"] == 1
+    assert row_config("smollm2-cpu", ROWS["no-dars"]).reward.dars_factor == 1
 
 
 def test_a_row_applies_only_what_its_preset_changes(tmp_path):
@@ -62,7 +62,7 @@ def test_a_row_applies_only_what_its_preset_changes(tmp_path):
     for preset in (noisy, chained):
         config = row_config("tiny-cpu", Row("x", "Tab. 4", str(preset)))
         assert (config.model, config.grpo, config.name) == (tiny.model, tiny.grpo, tiny.name)
-        assert config.reward["dars_factor"] == 1
+        assert config.reward.dars_factor == 1
     assert row_config("tiny-cpu", Row("x", "Tab. 4", str(chained))).sft.enabled is False
     # A base preset given as a file keeps its own model and budgets too.
     custom = tmp_path / "custom.yaml"
@@ -147,12 +147,12 @@ def test_cached_row_metrics_from_before_the_intervals_are_refreshed(tmp_path):
 
 def test_rows_are_the_ablation_switches_on_the_tiny_base():
     tiny = row_config("tiny-cpu", ROWS["shop-r1"])
-    assert row_config("tiny-cpu", ROWS["no-dars"]).reward["dars_factor"] == 1
+    assert row_config("tiny-cpu", ROWS["no-dars"]).reward.dars_factor == 1
     assert row_config("tiny-cpu", ROWS["no-sft"]).sft.enabled is False
-    assert row_config("tiny-cpu", ROWS["binary"]).reward["action_reward"] == "binary"
+    assert row_config("tiny-cpu", ROWS["binary"]).reward.action_reward == "binary"
     assert row_config("tiny-cpu", ROWS["whole-session"]).data.context == "whole-session"
     rl = row_config("tiny-cpu", ROWS["rl-binary"])
-    assert rl.sft.enabled is False and rl.reward["action_reward"] == "binary"
+    assert rl.sft.enabled is False and rl.reward.action_reward == "binary"
     # Only the switch changes: model, steps and data stay the tiny ones.
     no_format = row_config("tiny-cpu", ROWS["no-format"])
     assert (no_format.model, no_format.grpo.steps, no_format.data) == (tiny.model, tiny.grpo.steps, tiny.data)

@@ -296,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         cfg = load_config(args.config)
         data, context, max_history = cfg.data.sessions, cfg.data.context, cfg.data.max_history
-        budget, reward, test_fraction = cfg.data.max_prompt_tokens, dict(cfg.reward), cfg.data.test_fraction
+        budget, reward, test_fraction = cfg.data.max_prompt_tokens, cfg.reward.to_dict(), cfg.data.test_fraction
         page_format = cfg.data.page_format
     data = args.data or data
     context = args.context or context

@@ -104,7 +104,6 @@ def build_plan(
             or a reward setting the verl backend cannot honour (``kl_u_p`` self-certainty).
         ValueError: an invalid reward config (names the key).
     """
-    from rewards import RewardConfig
     from training.verl_backend.certainty import UnsupportedVariantError, check_temperature, check_variant
 
     if nnodes < 1 or n_gpus_per_node < 1:
@@ -116,7 +115,7 @@ def build_plan(
         )
     if not config.grpo.enabled:
         raise LaunchError("the verl backend runs GRPO; this config has grpo.enabled=false")
-    reward = RewardConfig.from_dict(dict(config.reward))
+    reward = config.reward
     if reward.use_self_certainty and reward.self_certainty_alpha > 0:
         try:
             check_variant(reward.self_certainty_variant)

@@ -202,7 +202,7 @@ def grpo_overrides(
         override("reward.custom_reward_function.name", REWARD_FN_NAME),
         override("reward.reward_manager.name", "naive"),
     ]
-    reward = dict(config.reward if reward_config is None else reward_config)
+    reward = dict(config.reward.to_dict() if reward_config is None else reward_config)
     for key in sorted(reward):
         items.append(override(f"+reward.custom_reward_function.reward_kwargs.{key}", reward[key]))
     items += [

@@ -248,6 +248,13 @@ def export_dataset(
             tokenizer=tokenizer, max_prompt_tokens=max_prompt_tokens, page_format=page_format,
         )
         if tokenizer is not None and max_prompt_length is not None:
+            if not getattr(tokenizer, "chat_template", None):
+                # verl renders every prompt with this template; without one its dataset fails
+                # on the first row, so say so here rather than with transformers' long message.
+                raise ValueError(
+                    f"the tokenizer {getattr(tokenizer, 'name_or_path', '') or ''} has no chat template; "
+                    "verl renders every prompt with it (use an instruct/chat model or add one)"
+                )
             over = overlong_rows(rows, tokenizer, max_prompt_length)
             result.overlong[split] = len(over)
             if rows and len(over) > MAX_OVERLONG_SHARE * len(rows):

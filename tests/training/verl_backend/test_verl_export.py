@@ -139,3 +139,14 @@ def test_every_exported_prompt_is_within_verls_limit_or_the_export_fails(session
     with pytest.raises(ValueError, match="verl would drop"):
         export_dataset(sessions, tmp_path / "tiny", context="latest-step", tokenizer=tokenizer, sft=False,
                        max_prompt_tokens=100, max_prompt_length=100 + TEMPLATE_MARGIN_TOKENS)
+
+
+def test_a_tokenizer_without_a_chat_template_is_refused_by_name(sessions, tokenizer, tmp_path) -> None:
+    """verl renders every prompt with the chat template; the export says so instead of failing inside."""
+    import copy
+
+    bare = copy.deepcopy(tokenizer)
+    bare.chat_template = None
+    with pytest.raises(ValueError, match="has no chat template"):
+        export_dataset(sessions, tmp_path / "bare", context="latest-step", tokenizer=bare, sft=False,
+                       max_prompt_length=4000)

@@ -203,7 +203,10 @@ def _local_tokenizer_dir(path: Path) -> Path:
     tok.decoder = decoders.ByteLevel()
     tok.train_from_iterator(["<div>shop tent</div>"] * 10, trainers.BpeTrainer(
         vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>").save_pretrained(path)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>")
+    # verl renders prompts with the chat template, and the export counts them the same way
+    fast.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    fast.save_pretrained(path)
     return path
 
 

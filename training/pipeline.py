@@ -135,23 +135,7 @@ def sft_stage(config: TrainConfig, model: Any, tokenizer: Any, data: PipelineDat
         return model, tokenizer, final
     if not resume and stage_dir.exists():
         shutil.rmtree(stage_dir)
-    plan = config.batch_plans()["sft"]  # the global batch, split for this process's world size
-    settings = SFTSettings(
-        epochs=config.sft.epochs,
-        learning_rate=config.sft.learning_rate,
-        batch_size=plan.per_device,
-        grad_accum=plan.accumulation,
-        gradient_checkpointing=config.sft.gradient_checkpointing,
-        max_seq_tokens=config.sft.max_seq_tokens,
-        max_steps=config.sft.max_steps if config.sft.max_steps is not None else -1,
-        context=config.data.context,
-        max_history=config.data.max_history,
-        max_prompt_tokens=config.data.max_prompt_tokens,
-        seed=config.seed,
-        rationales=config.data.rationales,
-        precision=config.precision,
-        page_format=config.data.page_format,
-    )
+    settings = SFTSettings.from_config(config)
     sessions = data.train_sessions
     limit = config.sft.max_sessions
     if limit is not None and limit < len(sessions):

@@ -1,7 +1,7 @@
 """Cold-start SFT (docs/architecture.md §10): sessions -> chats -> TRL ``SFTTrainer`` with assistant-only loss.
 
-* :class:`SFTSettings` — the knobs of one SFT run (the pipeline fills them from the run
-  config's ``sft``/``data`` sections and the batch plan).
+* :class:`SFTSettings` — the knobs of one SFT run (:meth:`SFTSettings.from_config` builds
+  them from the run config's ``sft``/``data`` sections and the batch plan).
 * :func:`build_sft_dataset` — a ``datasets.Dataset`` with one ``messages`` chat per example:
   ``whole-session`` gives multi-turn chats (user: page, assistant: response JSON, as
   :func:`shop_env.prompt.session_chat` renders them); ``latest-step`` gives one chat per step
@@ -91,6 +91,35 @@ class SFTSettings:
     rationales: str = "template"
     page_format: str = "compact"
     precision: str = "auto"
+
+    @classmethod
+    def from_config(cls, config: Any) -> SFTSettings:
+        """The SFT settings of a run: its ``sft`` and ``data`` sections, seed and precision,
+        with the global batch split for this process's world size (:mod:`training.batching`).
+
+        This is the one place a :class:`training.config.TrainConfig` becomes SFT settings; the
+        fields it does not set (schedule, logging, checkpoint cadence) keep their defaults.
+
+        Raises:
+            training.config.ConfigError: a batch that cannot be split over the world size.
+        """
+        plan = config.batch_plans()["sft"]
+        return cls(
+            epochs=config.sft.epochs,
+            learning_rate=config.sft.learning_rate,
+            batch_size=plan.per_device,
+            grad_accum=plan.accumulation,
+            gradient_checkpointing=config.sft.gradient_checkpointing,
+            max_seq_tokens=config.sft.max_seq_tokens,
+            max_steps=config.sft.max_steps if config.sft.max_steps is not None else -1,
+            context=config.data.context,
+            max_history=config.data.max_history,
+            max_prompt_tokens=config.data.max_prompt_tokens,
+            seed=config.seed,
+            rationales=config.data.rationales,
+            precision=config.precision,
+            page_format=config.data.page_format,
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SFTSettings:

@@ -221,3 +221,21 @@ def test_the_evaluation_prompt_of_step_t_is_the_prefix_sft_trained_for_step_t(se
         assert build_messages(state.observation, context=context) == expected
         assert agent.prompt(state.observation) == tokenizer.apply_chat_template(
             expected, tokenize=False, add_generation_prompt=True)
+
+
+def test_settings_come_from_the_run_config_in_one_place() -> None:
+    """Every key of the config's sft/data sections that SFT uses reaches its settings."""
+    from training.config import load_config
+
+    config = load_config("smollm2-cpu", ["sft.max_steps=9", "data.max_history=3", "precision=bf16"])
+    settings = SFTSettings.from_config(config)
+    plan = config.batch_plans()["sft"]
+    assert (settings.batch_size, settings.grad_accum) == (plan.per_device, plan.accumulation)
+    assert settings.batch_size * settings.grad_accum == config.sft.batch_size
+    assert (settings.learning_rate, settings.epochs, settings.max_steps) == (
+        config.sft.learning_rate, config.sft.epochs, 9)
+    assert (settings.context, settings.max_history, settings.max_prompt_tokens, settings.page_format) == (
+        config.data.context, 3, config.data.max_prompt_tokens, config.data.page_format)
+    assert (settings.max_seq_tokens, settings.seed, settings.precision, settings.rationales) == (
+        config.sft.max_seq_tokens, config.seed, "bf16", config.data.rationales)
+    assert SFTSettings.from_config(load_config("tiny-cpu", ["sft.max_steps=null"])).max_steps == -1

@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--nnodes", type=int, default=1, help="verl: number of nodes (default 1)")
     parser.add_argument("--n-gpus", type=int, default=1, help="verl: GPUs per node (default 1)")
     parser.add_argument("--ray-address", default=None, help="verl: address of a running Ray cluster")
+    parser.add_argument("--verl-set", dest="verl_overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="verl: a Hydra override of the GRPO stage (verl's ppo_trainer config), replacing "
+                             "the plan's value of that key (repeatable; a key verl's config lacks needs a "
+                             "leading +)")
+    parser.add_argument("--verl-sft-set", dest="verl_sft_overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="verl: the same for the SFT stage (verl's sft_trainer config)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: 1 for the tiny model on CPU, else torch's choice)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -90,7 +96,8 @@ def _run_verl(config: Any, args: argparse.Namespace) -> int:
     from training.verl_backend import launch
 
     return int(launch.run(config, dry_run=args.dry_run, nnodes=args.nnodes, n_gpus_per_node=args.n_gpus,
-                          ray_address=args.ray_address, out_root=args.out) or 0)
+                          ray_address=args.ray_address, out_root=args.out,
+                          grpo_extra=args.verl_overrides, sft_extra=args.verl_sft_overrides) or 0)
 
 
 def describe_resources(config: TrainConfig, plans: dict) -> str:
@@ -135,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(err))
     if args.nnodes < 1 or args.n_gpus < 1:
         return _fail("--nnodes and --n-gpus must be >= 1")
+    extra = args.verl_overrides + args.verl_sft_overrides
+    bad = [item for item in extra if "=" not in item or not item.partition("=")[0].strip("+~")]
+    if bad:
+        return _fail(f"--verl-set/--verl-sft-set need KEY=VALUE, got {bad[0]!r}")
+    if extra and config.backend != "verl":
+        return _fail("--verl-set/--verl-sft-set apply to the verl backend only (add --backend verl)")
     if args.dry_run:
         print(f"# resolved config ({args.config}); run dir: {Path(args.out) / config.name}")
         print(config.to_yaml(), end="")

@@ -1,7 +1,7 @@
 """Launch a Shop-R1 run on verl: export data, optional SFT cold start, then GRPO.
 
-``training/grpo.py --backend verl`` calls :func:`run`. One node: ``torchrun ... -m
-verl.trainer.sft_trainer`` for SFT, then ``python -m training.verl_backend.entry`` (verl's PPO
+``training/grpo.py --backend verl`` calls :func:`run`. One node: ``python -m torch.distributed.run ... -m
+verl.trainer.sft_trainer`` (torchrun) for SFT, then ``python -m training.verl_backend.entry`` (verl's PPO
 main with the Shop-R1 trainer), which starts its own local Ray. With ``ray_address`` both
 stages are submitted to a running Ray cluster with ``ray job submit`` (SFT through
 ``verl.trainer.sft_trainer_ray``); every node then needs this package installed and the run
@@ -17,6 +17,7 @@ import json
 import shlex
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from training.verl_backend.overrides import (
     default_attn_implementation,
     grpo_overrides,
     local_ray_cpus,
+    merge_overrides,
     prompt_budget,
     sft_overrides,
 )
@@ -33,6 +35,8 @@ from training.verl_backend.overrides import (
 #: Model specs that name a model this project builds locally rather than a path or hub id.
 LOCAL_SPECS = ("tiny", "smollm2-135m")
 SFT_PLACEHOLDER = "global_step_LAST"
+#: Written into the SFT folder once the SFT stage has finished: a rerun reuses its export.
+SFT_DONE = "shop_r1_sft_done.json"
 
 
 class LaunchError(ValueError):
@@ -96,8 +100,14 @@ def build_plan(
     ray_address: str | None = None,
     out_root: str | Path = "runs",
     python: str | None = None,
+    grpo_extra: Sequence[str] = (),
+    sft_extra: Sequence[str] = (),
 ) -> LaunchPlan:
     """Resolve a :class:`training.config.TrainConfig` into a :class:`LaunchPlan` (no side effects).
+
+    ``grpo_extra``/``sft_extra`` are verl overrides applied over each stage's plan
+    (:func:`~training.verl_backend.overrides.merge_overrides`): any verl key, e.g. what a CPU
+    test platform needs.
 
     Raises:
         LaunchError: GRPO disabled, several nodes without a Ray address, a bad cluster shape,
@@ -143,11 +153,13 @@ def build_plan(
             config, model_path=base_model, files=files, out_dir=run_dir, nnodes=nnodes,
             n_gpus_per_node=n_gpus_per_node, attn_implementation=attn,
         )
+        sft_args = merge_overrides(sft_args, sft_extra)
         if ray_address:
             sft_command = _ray_submit(ray_address, [py, "-m", "verl.trainer.sft_trainer_ray", *sft_args])
         else:
+            # torchrun through this interpreter: the venv's own, whether or not it is activated.
             sft_command = [
-                "torchrun", "--standalone", "--nnodes=1", f"--nproc_per_node={n_gpus_per_node}",
+                py, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", f"--nproc_per_node={n_gpus_per_node}",
                 "-m", "verl.trainer.sft_trainer", *sft_args,
             ]
         grpo_model = str(run_dir / "sft" / SFT_PLACEHOLDER / "huggingface")
@@ -157,6 +169,7 @@ def build_plan(
         n_gpus_per_node=n_gpus_per_node, reward_config=reward.to_dict(), ray_cpus=ray_cpus,
         attn_implementation=attn,
     )
+    grpo_args = merge_overrides(grpo_args, grpo_extra)
     grpo_command = [py, "-m", "training.verl_backend.entry", *grpo_args]
     if ray_address:
         grpo_command = _ray_submit(ray_address, grpo_command)
@@ -195,6 +208,43 @@ def latest_sft_export(sft_dir: str | Path) -> Path:
     if not candidates:
         raise LaunchError(f"no SFT checkpoint with a huggingface/ export under {root}")
     return max(candidates)[1]
+
+
+def latest_grpo_export(checkpoints_dir: str | Path) -> Path:
+    """The HF model folder (``actor/huggingface``) of the last GRPO checkpoint under ``checkpoints_dir``.
+
+    Raises:
+        LaunchError: no checkpoint with an HF export was found.
+    """
+    root = Path(checkpoints_dir)
+    candidates = []
+    for step_dir in root.glob("global_step_*"):
+        suffix = step_dir.name.rsplit("_", 1)[-1]
+        if suffix.isdigit() and (step_dir / "actor" / "huggingface" / "config.json").is_file():
+            candidates.append((int(suffix), step_dir / "actor" / "huggingface"))
+    if not candidates:
+        raise LaunchError(f"no GRPO checkpoint with an actor/huggingface/ model under {root}")
+    return max(candidates)[1]
+
+
+def label_exports(run_dir: str | Path, config: Any) -> list[Path]:
+    """Write the run's ``prompt_settings.json`` into every HF model folder verl saved under
+    ``run_dir`` (SFT and GRPO checkpoints), so ``hf:<dir>`` agents prompt them as trained.
+
+    Returns:
+        The folders labelled.
+    """
+    from shop_env.prompt_settings import PromptSettings
+
+    settings = PromptSettings(config.data.context, config.data.max_history, config.data.max_prompt_tokens,
+                              page_format=config.data.page_format)
+    root = Path(run_dir)
+    folders = sorted({p.parent for pattern in ("sft/global_step_*/huggingface/config.json",
+                                               "checkpoints/global_step_*/actor/huggingface/config.json")
+                      for p in root.glob(pattern)})
+    for folder in folders:
+        settings.save(folder)
+    return folders
 
 
 def prepare(plan: LaunchPlan, config: Any) -> None:
@@ -241,6 +291,8 @@ def run(
     n_gpus_per_node: int = 1,
     ray_address: str | None = None,
     out_root: str | Path = "runs",
+    grpo_extra: Sequence[str] = (),
+    sft_extra: Sequence[str] = (),
 ) -> int:
     """Run (or, with ``dry_run``, print) a Shop-R1 verl run; returns a process exit status.
 
@@ -251,6 +303,7 @@ def run(
         ray_address: a running Ray cluster's dashboard address (``http://<head>:8265``); None
             runs on this node.
         out_root: folder of run folders (the run writes ``<out_root>/<name>/verl``).
+        grpo_extra, sft_extra: verl overrides over each stage's plan (see :func:`build_plan`).
 
     Returns:
         0 on success, 2 for a configuration that cannot be launched, else the failing
@@ -258,7 +311,8 @@ def run(
     """
     try:
         plan = build_plan(
-            config, nnodes=nnodes, n_gpus_per_node=n_gpus_per_node, ray_address=ray_address, out_root=out_root
+            config, nnodes=nnodes, n_gpus_per_node=n_gpus_per_node, ray_address=ray_address, out_root=out_root,
+            grpo_extra=grpo_extra, sft_extra=sft_extra,
         )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -272,18 +326,38 @@ def run(
         print(f"error: data export failed: {err}", file=sys.stderr)
         return 2
     if plan.sft_command:
-        code = run_stage("SFT", plan.sft_command)
-        if code:
-            return code
+        done = plan.run_dir / "sft" / SFT_DONE
+        finished = json.loads(done.read_text(encoding="utf-8")).get("export") if done.is_file() else None
+        if finished and Path(finished).is_dir():
+            # verl's SFT trainer, restarted on a finished run, trains one step more (and saves
+            # global_step_N+1); a finished stage is reused, as the local pipeline does.
+            print(f"[verl] SFT: reusing {finished} (delete {plan.run_dir / 'sft'} to train it again)", flush=True)
+        else:
+            code = run_stage("SFT", plan.sft_command)
+            if code:
+                return code
         try:
             sft_model = str(latest_sft_export(plan.run_dir / "sft"))
         except LaunchError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        done.write_text(json.dumps({"export": sft_model}), encoding="utf-8")
+        label_exports(plan.run_dir, config)
         plan.grpo_command = [a.replace(plan.grpo_model, sft_model) for a in plan.grpo_command]
         plan.grpo_model = sft_model
         print(f"[verl] GRPO starts from {sft_model}", flush=True)
-    return run_stage("GRPO", plan.grpo_command)
+    code = run_stage("GRPO", plan.grpo_command)
+    if code:
+        return code
+    label_exports(plan.run_dir, config)
+    try:
+        final = latest_grpo_export(plan.run_dir / "checkpoints")
+    except LaunchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"[verl] trained model: {final}\n[verl] evaluate it with: python benchmarks/evaluate.py "
+          f"--agent hf:{final} --data {shlex.quote(config.data.sessions)}", flush=True)
+    return 0
 
 
 def run_stage(name: str, argv: list[str]) -> int:

@@ -221,6 +221,9 @@ def grpo_overrides(
         override("trainer.val_before_train", True),
         override("trainer.resume_mode", "auto"),
         override("trainer.default_local_dir", str(out / "checkpoints")),
+        # Every checkpoint also keeps a plain HF model (actor/huggingface), which `hf:<dir>`
+        # agents and evaluate.py load; FSDP shards alone need verl's model merger first.
+        override("actor_rollout_ref.actor.checkpoint.save_contents", ["model", "optimizer", "extra", "hf_model"]),
         # Hydra's outputs/<date>/ folders belong to the run, not to the caller's directory.
         override("hydra.run.dir", str(out / "hydra" / "grpo")),
     ]
@@ -267,7 +270,11 @@ def sft_overrides(
         override("model.path", model_path),
         *_attn_overrides("model", attn_implementation),
         override("optim.lr", float(sft.learning_rate)),
-        override("trainer.total_epochs", max(1, math.ceil(sft.epochs))),
+        # sft.max_steps sets the stage's length as it does locally (HF's max_steps: the epochs
+        # no longer limit it); verl stops at the end of its epochs without a final checkpoint,
+        # so the epochs must not run out first: every epoch has >= 1 step.
+        override("trainer.total_epochs", sft.max_steps if sft.max_steps else max(1, math.ceil(sft.epochs))),
+        override("trainer.total_training_steps", sft.max_steps),
         override("trainer.project_name", PROJECT_NAME),
         override("trainer.experiment_name", f"{config.name}-sft"),
         override("trainer.logger", ["console"]),
@@ -279,6 +286,31 @@ def sft_overrides(
         override("checkpoint.save_contents", ["model", "optimizer", "extra", "hf_model"]),
         override("hydra.run.dir", str(out / "hydra" / "sft")),
     ]
+
+
+def merge_overrides(plan: Sequence[str], extra: Sequence[str]) -> list[str]:
+    """``plan`` with ``extra`` applied: an extra override of a key the plan sets replaces that
+    item in place (keeping the plan's ``+`` when the extra has none, so the key still exists
+    for Hydra); the other extras are appended in order.
+
+    Raises:
+        ValueError: an item that is not ``key=value``.
+    """
+    items = list(plan)
+    where = {item.partition("=")[0].lstrip("+~"): i for i, item in enumerate(items)}
+    for item in extra:
+        key, sep, value = item.partition("=")
+        bare = key.lstrip("+~")
+        if not sep or not bare:
+            raise ValueError(f"a verl override must be key=value, got {item!r}")
+        if bare in where:
+            i = where[bare]
+            prefix = key[: len(key) - len(bare)] or items[i][: len(items[i]) - len(items[i].lstrip("+~"))]
+            items[i] = f"{prefix}{bare}={value}"
+        else:
+            where[bare] = len(items)
+            items.append(item)
+    return items
 
 
 def with_required_overrides(argv: Sequence[str]) -> list[str]:

@@ -18,6 +18,7 @@ from training.verl_backend.overrides import (
     TRAINER_MODE,
     hydra_value,
     local_ray_cpus,
+    merge_overrides,
     parse_overrides,
     with_required_overrides,
 )
@@ -41,9 +42,10 @@ def test_paper_preset_dry_run(capsys, tmp_path) -> None:
     assert code == 0
     assert not list(tmp_path.iterdir()), "a dry run writes nothing"
     sft, grpo = _commands(text)
-    assert sft[:5] == ["torchrun", "--standalone", "--nnodes=1", "--nproc_per_node=8", "-m"]
-    assert sft[5] == "verl.trainer.sft_trainer"
-    s = parse_overrides(sft[6:])
+    assert sft[1:3] == ["-m", "torch.distributed.run"]  # torchrun of the interpreter running the plan
+    assert sft[3:7] == ["--standalone", "--nnodes=1", "--nproc_per_node=8", "-m"]
+    assert sft[7] == "verl.trainer.sft_trainer"
+    s = parse_overrides(sft[8:])
     assert s["model.path"] == "Qwen/Qwen2.5-3B-Instruct"
     assert float(s["optim.lr"]) == config.sft.learning_rate == 2e-5
     assert s["trainer.total_epochs"] == "4"
@@ -107,7 +109,7 @@ def test_local_launch_is_robust_on_small_machines(capsys, tmp_path, monkeypatch,
     code, text = _dry_run(capsys, config, out_root=tmp_path)
     assert code == 0
     sft, grpo = _commands(text)
-    s, g = parse_overrides(sft[6:]), parse_overrides(grpo[3:])
+    s, g = parse_overrides(sft[8:]), parse_overrides(grpo[3:])
     assert int(g["ray_kwargs.ray_init.num_cpus"]) >= MIN_LOCAL_RAY_CPUS
     run_dir = tmp_path.resolve() / "tiny-cpu" / "verl"
     assert g["hydra.run.dir"] == str(run_dir / "hydra" / "grpo")
@@ -235,3 +237,113 @@ def test_run_exports_then_reports_the_failing_stage(capsys, tmp_path) -> None:
 def test_missing_program_is_reported(capsys) -> None:
     assert launch.run_stage("SFT", ["definitely-not-a-program-xyz"]) == 127
     assert "could not start" in capsys.readouterr().err
+
+
+def test_merge_overrides_replaces_in_place_and_appends_the_rest() -> None:
+    plan = ["a.b=1", "+c.d=x", "e=[1,2]"]
+    merged = merge_overrides(plan, ["a.b=2", "c.d=y", "+new.key=3", "~drop.me=null"])
+    assert merged == ["a.b=2", "+c.d=y", "e=[1,2]", "+new.key=3", "~drop.me=null"]
+    assert merge_overrides(plan, ["+a.b=5"])[0] == "+a.b=5"  # an explicit prefix wins
+    assert merge_overrides(plan, ["n=1", "n=2"]) == [*plan, "n=2"]  # the last of repeats wins
+    with pytest.raises(ValueError, match="key=value"):
+        merge_overrides(plan, ["no-equals-sign"])
+
+
+@given(st.dictionaries(st.sampled_from(["a", "b.c", "d.e.f", "g"]), st.integers(), max_size=4),
+       st.dictionaries(st.sampled_from(["a", "b.c", "x", "y.z"]), st.integers(), max_size=4))
+def test_merged_overrides_read_back_as_the_plan_updated_by_the_extras(plan: dict, extra: dict) -> None:
+    merged = merge_overrides([f"{k}={v}" for k, v in plan.items()], [f"{k}={v}" for k, v in extra.items()])
+    assert parse_overrides(merged) == {k: str(v) for k, v in {**plan, **extra}.items()}
+    assert len(merged) == len({**plan, **extra})
+
+
+def test_cli_verl_overrides_reach_each_stage(capsys, tmp_path) -> None:
+    from training.cli import main
+
+    code = main(["--backend", "verl", "--dry-run", "--out", str(tmp_path), "--set", "sft.max_steps=7",
+                 "--verl-set", "trainer.device=cpu", "--verl-set", "data.train_batch_size=3",
+                 "--verl-set", "+ray_kwargs.ray_init.num_gpus=1", "--verl-sft-set", "engine.strategy=fsdp2"])
+    assert code == 0
+    text = capsys.readouterr().out
+    sft, grpo = _commands(text[text.index("# verl launch plan"):])
+    g, s = parse_overrides(grpo[3:]), parse_overrides(sft[8:])
+    assert g["trainer.device"] == "cpu" and g["+ray_kwargs.ray_init.num_gpus"] == "1"
+    assert g["data.train_batch_size"] == "3"
+    assert [item for item in grpo if item.startswith("data.train_batch_size=")] == ["data.train_batch_size=3"]
+    assert s["engine.strategy"] == "fsdp2" and "engine.strategy" not in g
+    assert "trainer.device" not in s
+    assert s["trainer.total_training_steps"] == "7"  # sft.max_steps sets verl's SFT length as it does locally
+    assert s["trainer.total_epochs"] == "7"  # so verl's epochs never end the stage first (no final checkpoint)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--backend", "verl", "--verl-set", "novalue"], "need KEY=VALUE"),
+     (["--backend", "verl", "--verl-sft-set", "=1"], "need KEY=VALUE"),
+     (["--verl-set", "trainer.device=cpu"], "verl backend only")],
+)
+def test_cli_rejects_bad_verl_overrides(capsys, tmp_path, args, message) -> None:
+    from training.cli import main
+
+    assert main([*args, "--dry-run", "--out", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_checkpoints_are_labelled_with_their_prompt_settings(tmp_path) -> None:
+    from shop_env.prompt_settings import PromptSettings
+
+    config = load_config("tiny-cpu", ["backend=verl", "data.max_history=1"])
+    for folder in ("sft/global_step_9/huggingface", "checkpoints/global_step_2/actor/huggingface",
+                   "checkpoints/global_step_10/actor/huggingface"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "config.json").write_text("{}")
+    (tmp_path / "checkpoints/global_step_11/actor").mkdir(parents=True)  # shards only: not a model
+    labelled = launch.label_exports(tmp_path, config)
+    assert len(labelled) == 3
+    saved = PromptSettings.load(tmp_path / "checkpoints/global_step_10/actor/huggingface")
+    assert (saved.context, saved.max_history, saved.max_prompt_tokens, saved.page_format) == (
+        config.data.context, 1, config.data.max_prompt_tokens, config.data.page_format)
+    assert launch.latest_grpo_export(tmp_path / "checkpoints") == tmp_path / "checkpoints/global_step_10/actor/huggingface"
+    with pytest.raises(launch.LaunchError, match="no GRPO checkpoint"):
+        launch.latest_grpo_export(tmp_path / "sft")
+
+
+def test_grpo_checkpoints_keep_an_hf_model(capsys, tmp_path) -> None:
+    config = load_config("tiny-cpu", ["backend=verl"])
+    _, grpo = _commands(_dry_run(capsys, config, out_root=tmp_path)[1])
+    assert parse_overrides(grpo[3:])["actor_rollout_ref.actor.checkpoint.save_contents"] == \
+        "[model,optimizer,extra,hf_model]"
+
+
+def test_a_rerun_reuses_the_finished_sft_stage_and_names_the_trained_model(capsys, tmp_path, monkeypatch) -> None:
+    """verl's SFT trainer, restarted on a finished run, trains one more step; the launcher
+    reuses the finished stage instead, and GRPO (which resumes by itself) runs again."""
+    calls = []
+
+    def fake_stage(name, argv):
+        calls.append(name)
+        run_dir = tmp_path / "tiny-cpu" / "verl"
+        if name == "SFT":
+            model = run_dir / "sft" / f"global_step_{5 * len(calls)}" / "huggingface"
+            model.mkdir(parents=True)
+            (model / "config.json").write_text("{}")
+        else:
+            model = run_dir / "checkpoints" / f"global_step_{len(calls)}" / "actor" / "huggingface"
+            model.mkdir(parents=True)
+            (model / "config.json").write_text("{}")
+        return 0
+
+    monkeypatch.setattr(launch, "prepare", lambda plan, config: plan.run_dir.mkdir(parents=True, exist_ok=True))
+    monkeypatch.setattr(launch, "run_stage", fake_stage)
+    config = load_config("tiny-cpu", ["backend=verl"])
+    assert launch.run(config, dry_run=False, out_root=tmp_path) == 0
+    first = capsys.readouterr().out
+    assert calls == ["SFT", "GRPO"]
+    sft_model = tmp_path.resolve() / "tiny-cpu" / "verl" / "sft" / "global_step_5" / "huggingface"
+    assert f"[verl] GRPO starts from {sft_model}" in first
+    assert "[verl] trained model:" in first and "benchmarks/evaluate.py --agent hf:" in first
+    assert launch.run(config, dry_run=False, out_root=tmp_path) == 0
+    second = capsys.readouterr().out
+    assert calls == ["SFT", "GRPO", "GRPO"]
+    assert f"[verl] SFT: reusing {sft_model}" in second
+    assert (sft_model / "prompt_settings.json").is_file()

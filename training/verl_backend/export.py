@@ -50,6 +50,7 @@ class ExportResult:
         overlong: split -> RL rows whose prompt, rendered as verl renders it, is longer than
             ``max_prompt_length`` (verl's ``filter_overlong_prompts`` drops them); only
             counted when the export had a tokenizer and a ``max_prompt_length``.
+        sft_overlong: split -> SFT chats longer than ``sft_max_tokens`` (counted with a tokenizer).
     """
 
     out_dir: Path
@@ -57,13 +58,16 @@ class ExportResult:
     sft: dict[str, Path] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     overlong: dict[str, int] = field(default_factory=dict)
+    sft_overlong: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         """One line per file: path and row count (and the rows verl would drop)."""
         lines = [f"{path}  ({self.counts[f'rl/{split}']} RL rows"
                  + (f", {self.overlong[split]} over verl's prompt limit" if split in self.overlong else "") + ")"
                  for split, path in self.rl.items()]
-        lines += [f"{path}  ({self.counts[f'sft/{split}']} SFT rows)" for split, path in self.sft.items()]
+        lines += [f"{path}  ({self.counts[f'sft/{split}']} SFT rows"
+                  + (f", {self.sft_overlong[split]} over sft.max_seq_tokens" if split in self.sft_overlong else "")
+                  + ")" for split, path in self.sft.items()]
         return "\n".join(lines)
 
 
@@ -173,6 +177,21 @@ def overlong_rows(rows: Sequence[Mapping[str, Any]], tokenizer: Any, max_prompt_
             if len(chat_token_ids(tokenizer, list(row["prompt"]), add_generation_prompt=True)) > max_prompt_length]
 
 
+def _refuse_losses(lost: Sequence[int], total: int, message: str) -> int:
+    """How many of ``total`` rows are ``lost``; raises ``ValueError(message)``, its ``SHARE``
+    replaced by the share (``"12.3%"``), when that is over :data:`MAX_OVERLONG_SHARE`."""
+    if total and len(lost) > MAX_OVERLONG_SHARE * total:
+        raise ValueError(message.replace("SHARE", f"{len(lost) / total:.1%}", 1))
+    return len(lost)
+
+
+def overlong_chats(rows: Sequence[Mapping[str, Any]], tokenizer: Any, max_length: int) -> list[int]:
+    """Indices of the SFT rows whose whole chat (template included) is over ``max_length`` tokens."""
+    from shop_env.prompt import chat_token_ids
+
+    return [i for i, row in enumerate(rows) if len(chat_token_ids(tokenizer, list(row["messages"]))) > max_length]
+
+
 def write_parquet(rows: list[dict[str, Any]], path: str | Path) -> int:
     """Write ``rows`` (dicts of one shape) to a parquet file; returns the row count.
 
@@ -220,7 +239,9 @@ def export_dataset(
         test_fraction: share of sessions in ``test`` (hash split of ``shop_env.sessions``).
         splits: which splits to write.
         sft: also write the SFT chats.
-        sft_max_tokens: token budget of one SFT chat (default: ``max_prompt_tokens``).
+        sft_max_tokens: token budget of one whole SFT chat (``sft.max_seq_tokens``): the prompt
+            budget of whole-session chats; latest-step chats use ``max_prompt_tokens`` for the
+            prompt, as GRPO does. With a tokenizer, chats over it are counted.
         page_format: how pages enter prompts and chats (``"compact"`` or ``"html"``).
         max_prompt_length: verl's ``data.max_prompt_length``; with a ``tokenizer`` (the one
             verl will load), every RL row is counted as verl counts it (:func:`overlong_rows`).
@@ -231,7 +252,8 @@ def export_dataset(
     Raises:
         ValueError: unknown reward key, bad prompt settings, an unknown or empty split, or
             more than :data:`MAX_OVERLONG_SHARE` of a split's rows over ``max_prompt_length``
-            (verl would silently train on fewer prompts than exported).
+            (verl would silently train on fewer prompts than exported), or more than that share
+            of SFT chats over ``sft_max_tokens``.
         FileNotFoundError: a source path that does not exist.
     """
     from rewards import RewardConfig
@@ -256,21 +278,31 @@ def export_dataset(
                     "verl renders every prompt with it (use an instruct/chat model or add one)"
                 )
             over = overlong_rows(rows, tokenizer, max_prompt_length)
-            result.overlong[split] = len(over)
-            if rows and len(over) > MAX_OVERLONG_SHARE * len(rows):
-                raise ValueError(
-                    f"verl would drop {len(over)} of {len(rows)} {split} prompts ({len(over) / len(rows):.1%}): "
-                    f"they are over data.max_prompt_length={max_prompt_length} tokens with this tokenizer and "
-                    "its chat template; raise the limit or lower data.max_prompt_tokens"
-                )
+            result.overlong[split] = _refuse_losses(over, len(rows), (
+                f"verl would drop {len(over)} of {len(rows)} {split} prompts (SHARE): "
+                f"they are over data.max_prompt_length={max_prompt_length} tokens with this tokenizer and "
+                "its chat template; raise the limit, lower data.max_prompt_tokens, or lower data.max_history "
+                "(a page is cut away entirely before any history step is dropped)"))
         result.rl[split] = out / RL_FILES.get(split, f"{split}.parquet")
         result.counts[f"rl/{split}"] = write_parquet(rows, result.rl[split])
         if sft:
+            # A latest-step chat is the GRPO/evaluation prompt (fitted to max_prompt_tokens)
+            # plus its answer, as the local SFT builds it; a whole-session chat is one prompt
+            # whose budget is the whole chat's.
+            whole = context == "whole-session"
             chats = sft_rows(
                 part, context=context, max_history=max_history, tokenizer=tokenizer,
-                max_prompt_tokens=sft_max_tokens if sft_max_tokens is not None else max_prompt_tokens,
+                max_prompt_tokens=(sft_max_tokens if whole and sft_max_tokens is not None else max_prompt_tokens),
                 page_format=page_format,
             )
+            if tokenizer is not None and sft_max_tokens is not None:
+                # verl's SFT dataset cuts a longer chat at data.max_length (truncation=right):
+                # the answer, last in the chat, is what goes, and its row trains on nothing.
+                lost = overlong_chats(chats, tokenizer, sft_max_tokens)
+                result.sft_overlong[split] = _refuse_losses(lost, len(chats), (
+                    f"{len(lost)} of {len(chats)} {split} SFT chats (SHARE) are over "
+                    f"sft.max_seq_tokens={sft_max_tokens} tokens with this tokenizer: verl would cut their "
+                    "answers away; raise sft.max_seq_tokens or lower data.max_prompt_tokens"))
             result.sft[split] = out / SFT_FILES.get(split, f"sft_{split}.parquet")
             result.counts[f"sft/{split}"] = write_parquet(chats, result.sft[split])
     return result

@@ -150,3 +150,24 @@ def test_a_tokenizer_without_a_chat_template_is_refused_by_name(sessions, tokeni
     with pytest.raises(ValueError, match="has no chat template"):
         export_dataset(sessions, tmp_path / "bare", context="latest-step", tokenizer=bare, sft=False,
                        max_prompt_length=4000)
+
+
+def test_latest_step_sft_chats_are_the_grpo_prompts_plus_answers(sessions, tokenizer, tmp_path) -> None:
+    """A latest-step SFT chat is the state's RL prompt (same budget) plus its answer, as the
+    local SFT builds it, and no chat is over sft.max_seq_tokens (verl would cut its answer)."""
+    from shop_env.prompt import chat_token_ids
+
+    result = export_dataset(sessions, tmp_path / "fit", context="latest-step", max_history=2, max_prompt_tokens=1200,
+                            tokenizer=tokenizer, sft_max_tokens=1600, max_prompt_length=1264)
+    rl = pq.read_table(result.rl["train"]).to_pylist()
+    chats = pq.read_table(result.sft["train"]).to_pylist()
+    assert len(chats) == len(rl)
+    for row, chat in zip(rl, chats, strict=True):
+        assert [m["content"] for m in chat["messages"][:-1]] == [m["content"] for m in row["prompt"]]
+        assert chat["messages"][-1]["role"] == "assistant"
+        assert len(chat_token_ids(tokenizer, chat["messages"])) <= 1600
+    assert result.sft_overlong == {"train": 0, "test": 0}
+    assert "0 over sft.max_seq_tokens" in result.summary()
+    with pytest.raises(ValueError, match=r"SFT chats .* are over sft.max_seq_tokens=1210.*cut their answers"):
+        export_dataset(sessions, tmp_path / "cut", context="latest-step", max_history=2, max_prompt_tokens=1200,
+                       tokenizer=tokenizer, sft_max_tokens=1210)

@@ -193,21 +193,26 @@ def _model_path(spec: str, run_dir: Path) -> str:
     return str(path.resolve()) if path.exists() else spec
 
 
+def _latest_step_model(root: Path, model: str, required: str) -> Path | None:
+    """``root/global_step_<N>/<model>`` for the largest N where ``<model>/<required>`` exists."""
+    candidates = []
+    for step_dir in root.glob("global_step_*"):
+        suffix = step_dir.name.rsplit("_", 1)[-1]
+        if suffix.isdigit() and (step_dir / model / required).exists():
+            candidates.append((int(suffix), step_dir / model))
+    return max(candidates)[1] if candidates else None
+
+
 def latest_sft_export(sft_dir: str | Path) -> Path:
     """The HF model folder of the last SFT checkpoint under ``sft_dir``.
 
     Raises:
         LaunchError: no checkpoint with a ``huggingface`` folder was found.
     """
-    root = Path(sft_dir)
-    candidates = []
-    for step_dir in root.glob("global_step_*"):
-        suffix = step_dir.name.rsplit("_", 1)[-1]
-        if suffix.isdigit() and (step_dir / "huggingface").is_dir():
-            candidates.append((int(suffix), step_dir / "huggingface"))
-    if not candidates:
-        raise LaunchError(f"no SFT checkpoint with a huggingface/ export under {root}")
-    return max(candidates)[1]
+    found = _latest_step_model(Path(sft_dir), "huggingface", "")
+    if found is None:
+        raise LaunchError(f"no SFT checkpoint with a huggingface/ export under {sft_dir}")
+    return found
 
 
 def latest_grpo_export(checkpoints_dir: str | Path) -> Path:
@@ -216,15 +221,10 @@ def latest_grpo_export(checkpoints_dir: str | Path) -> Path:
     Raises:
         LaunchError: no checkpoint with an HF export was found.
     """
-    root = Path(checkpoints_dir)
-    candidates = []
-    for step_dir in root.glob("global_step_*"):
-        suffix = step_dir.name.rsplit("_", 1)[-1]
-        if suffix.isdigit() and (step_dir / "actor" / "huggingface" / "config.json").is_file():
-            candidates.append((int(suffix), step_dir / "actor" / "huggingface"))
-    if not candidates:
-        raise LaunchError(f"no GRPO checkpoint with an actor/huggingface/ model under {root}")
-    return max(candidates)[1]
+    found = _latest_step_model(Path(checkpoints_dir), "actor/huggingface", "config.json")
+    if found is None:
+        raise LaunchError(f"no GRPO checkpoint with an actor/huggingface/ model under {checkpoints_dir}")
+    return found
 
 
 def label_exports(run_dir: str | Path, config: Any) -> list[Path]:

@@ -118,6 +118,8 @@ class EvalConfig:
     batch_size: int = _key(8, "observations per generation batch")
     max_new_tokens: int = _key(128, "token cap of one answer")
     max_states: int | None = _key(None, "evaluate the first N states only (null: all)")
+    zero_shot: bool = _key(True, "evaluate the base model before SFT (the zero-shot row); a later --resume "
+                                 "with true adds the row to a finished run")
 
 
 @dataclass

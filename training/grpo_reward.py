@@ -121,6 +121,7 @@ class ShopR1Reward:
         out: list[float] = []
         breakdowns: list[Any] = []
         per_type: dict[str, list[float]] = {}
+        predicted: list[str] = []
         for text, gold_json, sc in zip(texts, gold_action, certainty, strict=True):
             try:
                 gold = parse_gold(gold_json)
@@ -128,6 +129,7 @@ class ShopR1Reward:
                 out.append(float(scored.breakdown.total))
                 breakdowns.append(scored.breakdown)
                 per_type.setdefault(gold.type, []).append(float(scored.exact_match))
+                predicted.append(scored.action.type if scored.action is not None else "invalid")
             except Exception as err:  # one bad sample must not kill training
                 self.errors += 1
                 log.warning("reward for one completion failed (scored 0): %s: %s", type(err).__name__, err)
@@ -136,6 +138,9 @@ class ShopR1Reward:
         self.last_breakdowns = breakdowns
         if log_metric is not None:
             self._log(log_metric, breakdowns, per_type)
+            # What the policy answers, whatever the gold: terminate spam shows here first.
+            for kind in sorted(set(predicted)):
+                log_metric(f"predicted/{kind}", predicted.count(kind) / len(texts))
         return out
 
     def _log(self, log_metric: Callable[[str, float], None], breakdowns: list[Any], per_type: dict[str, list[float]]) -> None:

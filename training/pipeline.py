@@ -270,8 +270,9 @@ def run_pipeline(config: TrainConfig, out_root: str | os.PathLike[str] = "runs",
     model, tokenizer = timed("model", base_model, config, data, run_dir / "model")
     rows: dict[str, dict[str, Any]] = {}
     ev = run_dir / "eval"
-    rows[ZERO_SHOT] = timed("eval zero-shot", eval_stage, config, model, tokenizer, data, ev / "zero-shot",
-                            resume=resume, progress=progress)
+    if config.eval.zero_shot:
+        rows[ZERO_SHOT] = timed("eval zero-shot", eval_stage, config, model, tokenizer, data, ev / "zero-shot",
+                                resume=resume, progress=progress)
     if config.sft.enabled:
         model, tokenizer, _ = timed("sft", sft_stage, config, model, tokenizer, data, run_dir / "sft",
                                     resume=resume, progress=progress)

@@ -71,6 +71,9 @@ def test_reward_function_equals_rewards_score_without_policy(preset):
                 "reward/total", "exact_match/click", "exact_match/terminate", "exact_match/type_and_submit"):
         assert key in logged
     assert logged["exact_match/terminate"] == 1.0
+    shares = {k: v for k, v in logged.items() if k.startswith("predicted/")}
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert shares["predicted/terminate"] == pytest.approx(1 / 6) and shares["predicted/invalid"] > 0
 
 
 def test_a_faulty_sample_scores_zero_and_the_rest_are_scored():

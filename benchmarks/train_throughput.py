@@ -68,8 +68,11 @@ def measure_sft(model_spec: str, sessions: Sequence[Any], *, steps: int, stock: 
     order = list(trainer.get_train_dataloader().sampler)  # the (seeded) order the trainer used
     tokens = [sum(lengths[i] for i in order[k * batch_size:(k + 1) * batch_size]) for k in range(steps + 1)]
     timed_s = sum(timer.times[1:steps + 1])
+    # The loss of every step: both trainers see the same batches, so equal losses show the
+    # optimized path trains the same model, not just a faster one.
+    losses = [round(float(r["loss"]), 4) for r in trainer.state.log_history if "loss" in r]
     return {"steps": steps, "tokens": sum(tokens[1:]), "seconds": round(timed_s, 3),
-            "tokens_per_s": round(sum(tokens[1:]) / timed_s, 1) if timed_s else None}
+            "tokens_per_s": round(sum(tokens[1:]) / timed_s, 1) if timed_s else None, "losses": losses}
 
 
 def measure_grpo(model_spec: str, sessions: Sequence[Any], *, steps: int, self_certainty: bool, precision: str,
@@ -112,13 +115,17 @@ def run(models: Sequence[str], *, sft_steps: int, grpo_steps: int, precision: st
                 row[key] = measure_sft(spec, sessions, steps=sft_steps, stock=stock, precision=precision,
                                        batch_size=batch_size, max_seq_tokens=max_seq_tokens,
                                        max_prompt_tokens=max_prompt_tokens, workdir=work)
-            for certainty in (False, True):
+            for certainty in (False, True) if grpo_steps else ():
                 key = "grpo_with_self_certainty" if certainty else "grpo_without_self_certainty"
                 print(f"[train_throughput] {spec}: {key} ...", file=sys.stderr, flush=True)
                 row[key] = measure_grpo(spec, sessions, steps=grpo_steps, self_certainty=certainty,
                                         precision=precision, max_prompt_tokens=max_prompt_tokens, workdir=work)
         base, fast = row["sft_fp32_stock"]["tokens_per_s"], row["sft_optimized"]["tokens_per_s"]
         row["sft_speedup"] = round(fast / base, 2) if base and fast else None
+        pairs = zip(row["sft_fp32_stock"]["losses"], row["sft_optimized"]["losses"], strict=False)
+        row["sft_max_loss_gap"] = round(max((abs(a - b) for a, b in pairs), default=0.0), 4)
+        for key in ("grpo_without_self_certainty", "grpo_with_self_certainty"):
+            row.setdefault(key, {"steps": 0, "seconds_per_step": None})  # --grpo-steps 0: not measured
         without = row["grpo_without_self_certainty"]["seconds_per_step"]
         with_sc = row["grpo_with_self_certainty"]["seconds_per_step"]
         row["self_certainty_share_of_step"] = round((with_sc - without) / with_sc, 3) if with_sc and without else None
@@ -128,11 +135,12 @@ def run(models: Sequence[str], *, sft_steps: int, grpo_steps: int, precision: st
 
 def table(results: dict[str, Any]) -> str:
     """The results as a markdown table."""
-    lines = ["| model | SFT tok/s fp32 stock | SFT tok/s optimized | speed-up | GRPO s/step w/o SC | "
-             "GRPO s/step with SC | SC share of step |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| model | SFT tok/s fp32 stock | SFT tok/s optimized | speed-up | max SFT loss gap | GRPO s/step w/o SC | "
+             "GRPO s/step with SC | SC share of step |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for spec, row in results["models"].items():
         lines.append(f"| {spec} | {row['sft_fp32_stock']['tokens_per_s']} | {row['sft_optimized']['tokens_per_s']} | "
-                     f"{row['sft_speedup']}x | {row['grpo_without_self_certainty']['seconds_per_step']} | "
+                     f"{row['sft_speedup']}x | {row.get('sft_max_loss_gap')} | "
+                     f"{row['grpo_without_self_certainty']['seconds_per_step']} | "
                      f"{row['grpo_with_self_certainty']['seconds_per_step']} | "
                      f"{100 * (row['self_certainty_share_of_step'] or 0):.1f}% |")
     return "\n".join(lines)
@@ -144,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--models", default="tiny,smollm2-135m", help="comma-separated model specs")
     parser.add_argument("--sft-steps", type=int, default=3, help="timed SFT steps per trainer (after 1 warm-up)")
-    parser.add_argument("--grpo-steps", type=int, default=2, help="timed GRPO steps per variant (after 1 warm-up)")
+    parser.add_argument("--grpo-steps", type=int, default=2, help="timed GRPO steps per variant (after 1 warm-up); 0 measures SFT only")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                         help="precision of the optimized path")
     parser.add_argument("--sessions", default="synthetic:24?seed=0", help="data source of the chats")
@@ -160,8 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; prints a markdown table. Returns the exit status."""
     args = build_parser().parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    if not models or min(args.sft_steps, args.grpo_steps, args.batch_size) < 1:
-        print("error: need at least one model and --sft-steps/--grpo-steps/--batch-size >= 1", file=sys.stderr)
+    if not models or min(args.sft_steps, args.batch_size) < 1 or args.grpo_steps < 0:
+        print("error: need at least one model, --sft-steps/--batch-size >= 1 and --grpo-steps >= 0", file=sys.stderr)
         return 2
     import torch
 

@@ -284,6 +284,48 @@ def summarize(records: Sequence[Mapping[str, Any]], config: Any = None) -> dict[
     return metrics
 
 
+def compare_predictions(records: Mapping[tuple[str, int], Mapping[str, Any]],
+                        baseline: Mapping[tuple[str, int], Mapping[str, Any]]) -> dict[str, Any]:
+    """Paired differences of two agents' scored answers on the same states.
+
+    Takes two ``{(session_id, step): record}`` maps as :func:`load_predictions` returns
+    (an evaluation directory's ``predictions.jsonl``). Differences are ``records`` minus
+    ``baseline`` with a session-paired bootstrap interval
+    (:func:`rewards.metrics.paired_difference`), for all states and per gold action type.
+
+    Returns:
+        ``{"exact_match": diff, "type_accuracy": diff, "per_type": {gold type:
+        {"exact_match": diff, "type_accuracy": diff}}}``, each ``diff`` a
+        :func:`~rewards.metrics.paired_difference` dict.
+
+    Raises:
+        ValueError: the two maps do not cover the same states (they were evaluated on
+            different splits or one evaluation is unfinished), or either is empty.
+    """
+    from rewards.metrics import paired_difference
+
+    if not records or not baseline:
+        raise ValueError("nothing to compare: an evaluation has no predictions")
+    if records.keys() != baseline.keys():
+        only_a, only_b = len(records.keys() - baseline.keys()), len(baseline.keys() - records.keys())
+        raise ValueError(f"the evaluations cover different states ({only_a} only in the first, {only_b} only "
+                         "in the baseline): compare runs of one split, finished")
+    keys = sorted(baseline)
+
+    def diffs(subset: list[tuple[str, int]]) -> dict[str, Any]:
+        sessions = [str(key[0]) for key in subset]
+        return {field: paired_difference([float(bool(records[k][flag])) for k in subset],
+                                         [float(bool(baseline[k][flag])) for k in subset], sessions)
+                for field, flag in (("exact_match", "exact_match"), ("type_accuracy", "type_match"))}
+
+    out = diffs(keys)
+    by_type: dict[str, list[tuple[str, int]]] = {}
+    for key in keys:
+        by_type.setdefault(str(baseline[key]["gold"]["type"]), []).append(key)
+    out["per_type"] = {kind: diffs(subset) for kind, subset in by_type.items()}
+    return out
+
+
 def confusion_counts(golds: Sequence[Action], preds: Sequence[Action | None]) -> dict[str, dict[str, int]]:
     """``{gold_type: {predicted_type_or_"invalid": count}}`` over the gold types seen."""
     table: dict[str, dict[str, int]] = {}

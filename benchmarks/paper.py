@@ -71,6 +71,9 @@ ROWS: dict[str, Row] = {
     "whole-session": Row("Shop-R1, whole-session context", "Tab. 5", delta=(("data", {"context": "whole-session"}),)),
     "latest-step": Row("Shop-R1, latest-step context", "Tab. 5", "ablation-latest-step"),
 }
+#: The row the paired comparisons are made against, and the metrics key naming a row's predictions file.
+SFT_LABEL = ROWS["sft"].label
+PREDICTIONS_KEY = "predictions"
 
 
 def base_preset(preset: str) -> str:
@@ -235,21 +238,24 @@ class StageCache:
 
     def evaluate(self, config: TrainConfig, stage: str) -> dict[str, Any]:
         """Metrics of the ``stage`` model of ``config`` on its evaluation states (cached)."""
+        from agents.evaluation import PREDICTIONS
         from training.pipeline import baseline_stage, eval_stage, load_saved
 
         data, data_key = self.prepare(config)
         if stage.startswith("agent:"):  # a baseline: no model, cheap, never cached
             spec = stage.partition(":")[2]
-            return baseline_stage(config, data, spec, self.out / f"eval-{spec}-{data_key}", progress=self.progress)
+            out = self.out / f"eval-{spec}-{data_key}"
+            metrics = baseline_stage(config, data, spec, out, progress=self.progress)
+            return {**metrics, PREDICTIONS_KEY: str(out / PREDICTIONS)}
         path, model_key = self.model_dir(config, stage)
         out = self.out / f"eval-{_key(model_key, data_key, config.eval, config.data.context)}"
         done = out / "row-metrics.json"
         if done.is_file():
-            return self._refreshed(done, config)
+            return {**self._refreshed(done, config), PREDICTIONS_KEY: str(out / PREDICTIONS)}
         model, tokenizer = load_saved(path)
         metrics = eval_stage(config, model, tokenizer, data, out, resume=True, progress=self.progress)
         done.write_text(json.dumps(metrics, default=str))
-        return metrics
+        return {**metrics, PREDICTIONS_KEY: str(out / PREDICTIONS)}
 
     @staticmethod
     def _refreshed(done: Path, config: TrainConfig) -> dict[str, Any]:
@@ -312,8 +318,31 @@ def run_rows(preset: str, rows: Sequence[str], out: Path, *, overrides: Sequence
 COLUMNS = (("Terminate share", terminate_share),)
 
 
+def versus_sft(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each row's paired difference to the SFT row (``{}`` when SFT was not run).
+
+    Rows whose predictions are missing or cover other states (another split) are left out.
+    """
+    from agents.evaluation import compare_predictions, load_predictions
+
+    sft = results.get(SFT_LABEL) or {}
+    if not sft.get(PREDICTIONS_KEY) or not Path(sft[PREDICTIONS_KEY]).is_file():
+        return {}
+    baseline = load_predictions(sft[PREDICTIONS_KEY])
+    out: dict[str, dict[str, Any]] = {}
+    for label, metrics in results.items():
+        path = metrics.get(PREDICTIONS_KEY)
+        if label == SFT_LABEL or not path or not Path(path).is_file():
+            continue
+        try:
+            out[label] = compare_predictions(load_predictions(path), baseline)
+        except ValueError as err:
+            print(f"[paper] row {label}: no paired comparison with SFT: {err}", file=sys.stderr, flush=True)
+    return out
+
+
 def _write(out: Path, preset: str, rows: Sequence[str], results: dict[str, dict[str, Any]]) -> str:
-    from rewards.metrics import ci_note, markdown_table
+    from rewards.metrics import ci_note, markdown_table, paired_table
 
     out.mkdir(parents=True, exist_ok=True)
     lines = [f"# Shop-R1 paper tables (preset `{preset}`)", ""]
@@ -329,9 +358,16 @@ def _write(out: Path, preset: str, rows: Sequence[str], results: dict[str, dict[
         note += (" Terminate share: the fraction of all predictions (invalid ones included) whose "
                  "type is terminate.")
         lines += [note, ""]
+    comparisons = versus_sft(results)
+    if comparisons:
+        lines += ["## Versus SFT, paired", "",
+                  "Each row minus SFT on the same states, in percentage points, with a 95% interval from "
+                  "resampling whole sessions for both rows at once; `*`: the interval excludes 0.", "",
+                  paired_table(comparisons, SFT_LABEL), ""]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
     payload = {"preset": preset, "rows": {r: {"label": ROWS[r].label, "table": ROWS[r].table,
-                                               "metrics": results.get(ROWS[r].label)} for r in rows}}
+                                               "metrics": results.get(ROWS[r].label)} for r in rows},
+               "versus_sft": comparisons}
     (out / "results.json").write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
     return table_text
 

@@ -87,6 +87,41 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, session_ids: Sequence[Has
     return (min(float(low), point), max(float(high), point))
 
 
+def paired_difference(values: Sequence[float] | np.ndarray, baseline: Sequence[float] | np.ndarray,
+                      session_ids: Sequence[Hashable] | None = None, *, n_resamples: int = CI_RESAMPLES,
+                      seed: int = CI_SEED, level: float = CI_LEVEL) -> dict[str, Any]:
+    """The mean difference of two agents' per-state scores on the same states, with a paired interval.
+
+    Two rows' own intervals overlapping says little when both answered the same states:
+    their errors are correlated. The paired bootstrap resamples whole sessions once for
+    both rows, which is :func:`bootstrap_ci` of the per-state differences (the mean of
+    differences is the difference of means over the same states).
+
+    Args:
+        values: one score per state for the compared agent (e.g. 0/1 exact-match flags).
+        baseline: the baseline agent's score on the same states, in the same order.
+        session_ids: one per state; None treats every state as its own session.
+        n_resamples, seed, level: as in :func:`bootstrap_ci`.
+
+    Returns:
+        ``{"diff": mean(values - baseline), "ci": [low, high], "n": states,
+        "n_sessions": sessions, "resolved": the interval excludes 0}``; fractions, not percent.
+
+    Raises:
+        ValueError: the two score lists (or the session ids) differ in length, or a bad
+            bootstrap setting.
+    """
+    a = np.asarray(values, dtype=float)
+    b = np.asarray(baseline, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired scores need the same states: {a.size} values against {b.size} baseline values")
+    diff = a - b
+    low, high = bootstrap_ci(diff, session_ids, n_resamples=n_resamples, seed=seed, level=level)
+    sessions = diff.size if session_ids is None else len(set(session_ids))
+    return {"diff": float(diff.mean()) if diff.size else 0.0, "ci": [low, high], "n": int(diff.size),
+            "n_sessions": int(sessions), "resolved": bool(low > 0.0 or high < 0.0)}
+
+
 def compute_metrics(predictions: Sequence[Action | None], golds: Sequence[Action],
                     config: RewardConfig | None = None, strict_text: bool = False,
                     session_ids: Sequence[Hashable] | None = None) -> dict[str, Any]:
@@ -276,6 +311,39 @@ def ci_note(rows: Mapping[str, Mapping[str, Any]]) -> str:
     return (f"Exact and Type acc: percent, with a {100 * level:g}% bootstrap confidence interval "
             f"[low, high] from {resamples} resamples of whole sessions (the states of a session "
             "are not independent); States and Sessions: how many were evaluated.")
+
+
+def paired_table(comparisons: Mapping[str, Mapping[str, Any]], baseline: str) -> str:
+    """Markdown table of paired differences against ``baseline`` (rows from :func:`paired_difference`).
+
+    ``comparisons`` maps a row label to ``{"exact_match": ..., "type_accuracy": ...,
+    "per_type": {gold type: {"exact_match": ...}}}`` as ``agents.evaluation.compare_predictions``
+    returns. Cells read ``+3.2 [0.8, 5.9]``: percentage points, 95% interval; a ``*``
+    marks an interval that excludes 0. "" when there is nothing to compare.
+    """
+    if not comparisons:
+        return ""
+    kinds = _ordered_types({k for c in comparisons.values() for k in (c.get("per_type") or {})})
+    header = ["Model", f"Exact Δ vs {_escape(baseline)}", "Type acc Δ", "States", "Sessions"]
+    header += [f"{_TYPE_LABELS.get(kind, kind)} exact Δ" for kind in kinds]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    for label, comparison in comparisons.items():
+        exact = comparison.get("exact_match") or {}
+        cells = [_escape(label), _delta(exact), _delta(comparison.get("type_accuracy") or {}),
+                 _count(exact.get("n")), _count(exact.get("n_sessions"))]
+        per_type = comparison.get("per_type") or {}
+        cells += [_delta((per_type.get(kind) or {}).get("exact_match") or {}) for kind in kinds]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _delta(entry: Mapping[str, Any]) -> str:
+    diff, interval = entry.get("diff"), _interval(entry.get("ci"))
+    if not _is_number(diff) or interval is None:
+        return "–"
+    low, high = interval
+    mark = "*" if low > 0.0 or high < 0.0 else ""
+    return f"{100 * diff:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]{mark}"
 
 
 def _with_ci(metrics: Mapping[str, Any], key: str) -> str:

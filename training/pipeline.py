@@ -26,6 +26,9 @@ DONE = "DONE"
 #: Row labels of the results table (paper Tab. 2 names).
 ZERO_SHOT, SFT_ROW, SHOP_R1, ORACLE = "Zero-shot", "SFT", "Shop-R1", "Oracle ceiling"
 HEURISTIC = "Heuristic"
+#: The eval sub-directory of each row the pipeline writes (a row's ``predictions.jsonl`` lives there).
+EVAL_DIRS = {ZERO_SHOT: "zero-shot", SFT_ROW: "sft", HEURISTIC: "heuristic", ORACLE: "oracle"}
+RL_EVAL_DIR = "shop-r1"
 
 
 @dataclass
@@ -231,6 +234,26 @@ def rl_label(config: TrainConfig) -> str:
     return f"{prefix} ({config.name})"
 
 
+def versus_sft(eval_root: Path, rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each row's paired difference to the SFT row on the same states (``{}`` without an SFT row).
+
+    Reads the rows' ``predictions.jsonl`` under ``eval_root``
+    (:func:`agents.evaluation.compare_predictions`).
+    """
+    from agents.evaluation import PREDICTIONS, compare_predictions, load_predictions
+
+    if SFT_ROW not in rows:
+        return {}
+    baseline = load_predictions(eval_root / EVAL_DIRS[SFT_ROW] / PREDICTIONS)
+    out: dict[str, dict[str, Any]] = {}
+    for label in rows:
+        if label == SFT_ROW:
+            continue
+        records = load_predictions(eval_root / EVAL_DIRS.get(label, RL_EVAL_DIR) / PREDICTIONS)
+        out[label] = compare_predictions(records, baseline)
+    return out
+
+
 def run_pipeline(config: TrainConfig, out_root: str | os.PathLike[str] = "runs", *, resume: bool = False,
                  progress: bool = True) -> PipelineResult:
     """Run data -> model -> zero-shot eval -> SFT -> eval -> GRPO -> eval -> report.
@@ -271,12 +294,12 @@ def run_pipeline(config: TrainConfig, out_root: str | os.PathLike[str] = "runs",
     rows: dict[str, dict[str, Any]] = {}
     ev = run_dir / "eval"
     if config.eval.zero_shot:
-        rows[ZERO_SHOT] = timed("eval zero-shot", eval_stage, config, model, tokenizer, data, ev / "zero-shot",
+        rows[ZERO_SHOT] = timed("eval zero-shot", eval_stage, config, model, tokenizer, data, ev / EVAL_DIRS[ZERO_SHOT],
                                 resume=resume, progress=progress)
     if config.sft.enabled:
         model, tokenizer, _ = timed("sft", sft_stage, config, model, tokenizer, data, run_dir / "sft",
                                     resume=resume, progress=progress)
-        rows[SFT_ROW] = timed("eval sft", eval_stage, config, model, tokenizer, data, ev / "sft",
+        rows[SFT_ROW] = timed("eval sft", eval_stage, config, model, tokenizer, data, ev / EVAL_DIRS[SFT_ROW],
                               resume=resume, progress=progress)
     if config.grpo.enabled:
         model, tokenizer, _ = timed("grpo", grpo_stage, config, model, tokenizer, data, run_dir / "grpo",
@@ -286,14 +309,15 @@ def run_pipeline(config: TrainConfig, out_root: str | os.PathLike[str] = "runs",
 
         if (run_dir / "grpo" / METRICS_FILE).is_file():
             shutil.copyfile(run_dir / "grpo" / METRICS_FILE, run_dir / METRICS_FILE)
-        rows[rl_label(config)] = timed("eval shop-r1", eval_stage, config, model, tokenizer, data, ev / "shop-r1",
+        rows[rl_label(config)] = timed("eval shop-r1", eval_stage, config, model, tokenizer, data, ev / RL_EVAL_DIR,
                               resume=resume, progress=progress)
-    rows[HEURISTIC] = timed("eval heuristic", baseline_stage, config, data, "heuristic", ev / "heuristic",
+    rows[HEURISTIC] = timed("eval heuristic", baseline_stage, config, data, "heuristic", ev / EVAL_DIRS[HEURISTIC],
                             progress=progress)
     try:
-        rows[ORACLE] = timed("eval oracle", oracle_stage, config, data, ev / "oracle", progress=progress)
+        rows[ORACLE] = timed("eval oracle", oracle_stage, config, data, ev / EVAL_DIRS[ORACLE], progress=progress)
     except Exception as err:  # real logs have no shopper model: the ceiling is simply absent
         say(f"no oracle ceiling for this data: {type(err).__name__}: {err}")
     wall = time.perf_counter() - started
-    table = write_report(run_dir, config, rows, timings=timings, wall_s=wall, split_rule=data.split_rule)
+    table = write_report(run_dir, config, rows, timings=timings, wall_s=wall, split_rule=data.split_rule,
+                         comparisons=versus_sft(ev, rows))
     return PipelineResult(run_dir, rows, table, wall, timings)

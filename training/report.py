@@ -103,10 +103,12 @@ def plot_training(metrics: Sequence[dict[str, Any]], out_dir: str | os.PathLike[
 
 def write_report(run_dir: str | os.PathLike[str], config: TrainConfig, rows: dict[str, dict[str, Any]],
                  *, timings: dict[str, float] | None = None, wall_s: float | None = None,
-                 split_rule: str = "") -> str:
+                 split_rule: str = "", comparisons: dict[str, dict[str, Any]] | None = None) -> str:
     """Write ``report.md``, ``results.json`` and the plots of a run; return the table.
 
     ``split_rule`` says how train and test were split (:func:`shop_env.sessions.split_rule`).
+    ``comparisons`` (row label -> :func:`agents.evaluation.compare_predictions` against the
+    SFT row) adds a table of paired differences to SFT.
 
     The plots come from ``<run_dir>/grpo/metrics.jsonl`` when GRPO ran.
     """
@@ -134,6 +136,15 @@ def write_report(run_dir: str | os.PathLike[str], config: TrainConfig, rows: dic
         validity_table(rows),
         "",
     ]
+    if comparisons:
+        from rewards.metrics import paired_table
+
+        n = next(iter(comparisons.values()))["exact_match"]["n"]
+        lines += ["## Versus SFT, paired", "",
+                  f"Each row minus SFT on the same {n} states, in percentage points, with a 95% interval from "
+                  "resampling whole sessions for both rows at once (tighter than comparing the rows' own "
+                  "intervals, whose errors are correlated); `*`: the interval excludes 0.", "",
+                  paired_table(comparisons, "SFT")]
     if timings:
         lines += ["## Timings (s)", "", "| stage | seconds |", "|---|---:|"]
         lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
@@ -145,6 +156,7 @@ def write_report(run_dir: str | os.PathLike[str], config: TrainConfig, rows: dic
     lines += ["## Resolved config", "", "```yaml", config.to_yaml().rstrip(), "```", ""]
     root.mkdir(parents=True, exist_ok=True)
     (root / "report.md").write_text("\n".join(lines), encoding="utf-8")
-    payload = {"name": config.name, "rows": rows, "timings": timings or {}, "wall_s": wall_s, "split_rule": split_rule}
+    payload = {"name": config.name, "rows": rows, "timings": timings or {}, "wall_s": wall_s, "split_rule": split_rule,
+               "versus_sft": comparisons or {}}
     (root / "results.json").write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
     return table

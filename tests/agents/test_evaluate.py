@@ -18,6 +18,7 @@ from agents.evaluation import (
     PREDICTIONS,
     REPORT,
     PredictionsError,
+    compare_predictions,
     evaluate,
     load_predictions,
     prediction_record,
@@ -339,3 +340,25 @@ def test_cli_script_prints_no_traceback(tmp_path: Path) -> None:
                            str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o"), "--no-progress"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "error: " in done.stderr and "Traceback" not in done.stderr
+
+
+def test_compare_predictions_pairs_two_evaluations_of_one_split(states: list, tmp_path: Path) -> None:
+    oracle = evaluate(OracleAgent.from_states(states), states, tmp_path / "oracle", progress=False)
+    rand = evaluate(RandomAgent(seed=4), states, tmp_path / "random", progress=False)
+    better = load_predictions(tmp_path / "oracle" / PREDICTIONS)
+    worse = load_predictions(tmp_path / "random" / PREDICTIONS)
+    comparison = compare_predictions(better, worse)
+    exact = comparison["exact_match"]
+    assert exact["diff"] == pytest.approx(oracle["exact_match"] - rand["exact_match"])
+    assert exact["n"] == len(states) and exact["n_sessions"] == oracle["n_sessions"]
+    assert exact["ci"][0] <= exact["diff"] <= exact["ci"][1]
+    assert comparison["type_accuracy"]["diff"] == pytest.approx(oracle["type_accuracy"] - rand["type_accuracy"])
+    for kind, entry in comparison["per_type"].items():
+        assert entry["exact_match"]["diff"] == pytest.approx(
+            oracle["per_type"][kind]["exact_match"] - rand["per_type"][kind]["exact_match"])
+    assert compare_predictions(worse, worse)["exact_match"]["ci"] == [0.0, 0.0]
+    subset = dict(list(worse.items())[:-1])
+    with pytest.raises(ValueError, match="different states"):
+        compare_predictions(better, subset)
+    with pytest.raises(ValueError, match="no predictions"):
+        compare_predictions({}, worse)

@@ -118,6 +118,29 @@ def test_cli_preset_names(tmp_path, monkeypatch, capsys):
     assert seen[0] == "rl-binary"
 
 
+def test_report_pairs_each_row_with_sft_through_its_predictions(tmp_path):
+    from agents import OracleAgent, RandomAgent
+    from agents.evaluation import PREDICTIONS, evaluate
+    from shop_env.observations import build_states
+    from shop_env.synthetic import generate_sessions
+
+    states = build_states(generate_sessions(8, seed=1))
+    results = {}
+    for label, agent in (("SFT", RandomAgent(seed=0)), ("Shop-R1", OracleAgent.from_states(states)),
+                         ("Heuristic", RandomAgent(seed=5))):
+        metrics = evaluate(agent, states, tmp_path / label, progress=False)
+        results[label] = {**metrics, paper.PREDICTIONS_KEY: str(tmp_path / label / PREDICTIONS)}
+    results["Zero-shot"] = _fake_metrics("zero-shot")  # no predictions file: left out of the pairing
+    paper._write(tmp_path / "out", "tiny", ["sft", "shop-r1", "heuristic", "zero-shot"], results)
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## Versus SFT, paired" in report
+    diff = results["Shop-R1"]["exact_match"] - results["SFT"]["exact_match"]
+    assert f"| Shop-R1 | {100 * diff:+.1f} [" in report and "| Heuristic | " in report.split("paired")[1]
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert set(saved["versus_sft"]) == {"Shop-R1", "Heuristic"}
+    assert paper.versus_sft({"Shop-R1": results["Shop-R1"]}) == {}
+
+
 def test_old_table_rows_render_and_terminate_share_comes_from_confusion(tmp_path):
     old = {"n": 4, "exact_match": 0.5, "type_accuracy": 0.75, "type_macro_f1": 0.5,
            "confusion": {"click": {"click": 2, "terminate": 1}, "terminate": {"invalid": 1}}}

@@ -15,6 +15,8 @@ from rewards.metrics import (
     ci_note,
     compute_metrics,
     markdown_table,
+    paired_difference,
+    paired_table,
     predicted_type_share,
     terminate_share,
 )
@@ -262,3 +264,64 @@ def test_bootstrap_properties(data, seed):
     assert m["n_sessions"] == len(set(sessions))
     assert m["exact_match_ci"] == list(bootstrap_ci(values, sessions))
     assert m["exact_match_ci"][0] <= m["exact_match"] <= m["exact_match_ci"][1]
+
+
+def test_paired_difference_is_tighter_than_the_rows_own_intervals_for_correlated_rows():
+    # Two agents on 40 sessions x 5 states: B is A plus one extra hit in each of 16 hard
+    # sessions. Session difficulty makes both rows' own intervals wide; the paired interval
+    # sees the consistent gain.
+    rng = np.random.default_rng(3)
+    easy = np.repeat(rng.random(40) < 0.4, 5)
+    sessions = np.repeat([f"s{i}" for i in range(40)], 5).tolist()
+    a = easy.astype(float)
+    b = a.copy()
+    hard_starts = [5 * i for i in range(40) if not easy[5 * i]]
+    b[hard_starts[:16]] = 1.0
+    result = paired_difference(b, a, sessions)
+    assert result["diff"] == pytest.approx(b.mean() - a.mean())
+    assert result["n"] == 200 and result["n_sessions"] == 40 and result["resolved"]
+    low_a, high_a = bootstrap_ci(a, sessions)
+    low_b, high_b = bootstrap_ci(b, sessions)
+    assert low_b < high_a  # the rows' own intervals overlap ...
+    assert result["ci"][0] > 0  # ... yet the paired difference excludes 0
+    assert result["ci"] == list(bootstrap_ci(b - a, sessions))
+
+
+def test_paired_difference_edge_cases():
+    same = paired_difference([1.0, 0.0, 1.0], [1.0, 0.0, 1.0], ["s", "s", "t"])
+    assert same == {"diff": 0.0, "ci": [0.0, 0.0], "n": 3, "n_sessions": 2, "resolved": False}
+    assert paired_difference([], [])["n"] == 0
+    with pytest.raises(ValueError, match="same states"):
+        paired_difference([1.0, 0.0], [1.0])
+    with pytest.raises(ValueError, match="session ids"):
+        paired_difference([1.0, 0.0], [1.0, 1.0], ["s"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.lists(st.tuples(st.integers(0, 1), st.integers(0, 1), st.integers(0, 5)), min_size=1, max_size=50),
+       seed=st.integers(0, 2**32 - 1))
+def test_paired_difference_properties(data, seed):
+    a = [float(x) for x, _, _ in data]
+    b = [float(y) for _, y, _ in data]
+    sessions = [s for _, _, s in data]
+    result = paired_difference(a, b, sessions, n_resamples=200, seed=seed)
+    low, high = result["ci"]
+    assert -1.0 <= low <= result["diff"] <= high <= 1.0
+    assert result["resolved"] == (low > 0 or high < 0)
+    mirrored = paired_difference(b, a, sessions, n_resamples=200, seed=seed)
+    assert mirrored["diff"] == pytest.approx(-result["diff"])
+
+
+def test_paired_table_marks_resolved_differences():
+    comparisons = {
+        "RL": {"exact_match": {"diff": 0.05, "ci": [0.01, 0.09], "n": 400, "n_sessions": 150},
+               "type_accuracy": {"diff": -0.02, "ci": [-0.06, 0.01], "n": 400, "n_sessions": 150},
+               "per_type": {"terminate": {"exact_match": {"diff": 0.2, "ci": [0.1, 0.3]}},
+                            "click": {"exact_match": {"diff": -0.01, "ci": [-0.05, 0.03]}}}},
+    }
+    table = paired_table(comparisons, "SFT")
+    header, rule, row = table.strip().splitlines()
+    assert header.split(" | ")[1] == "Exact Δ vs SFT"
+    assert header.index("Click exact Δ") < header.index("Terminate exact Δ")  # canonical type order
+    assert "| +5.0 [+1.0, +9.0]* | -2.0 [-6.0, +1.0] | 400 | 150 | -1.0 [-5.0, +3.0] | +20.0 [+10.0, +30.0]* |" in row
+    assert paired_table({}, "SFT") == ""

@@ -55,6 +55,32 @@ def test_report_has_table_timings_plots_and_config(tmp_path):
     assert saved["rows"]["Shop-R1"]["exact_match"] == pytest.approx(1.0)
 
 
+def test_report_compares_every_row_with_sft_on_the_same_states(tmp_path):
+    from agents import HeuristicAgent, OracleAgent, RandomAgent
+    from agents.evaluation import evaluate
+    from shop_env.observations import build_states
+    from shop_env.synthetic import generate_sessions
+    from training.pipeline import EVAL_DIRS, HEURISTIC, RL_EVAL_DIR, SFT_ROW, versus_sft
+
+    states = build_states(generate_sessions(10, seed=2))
+    ev = tmp_path / "run" / "eval"
+    agents = {SFT_ROW: (RandomAgent(seed=0), EVAL_DIRS[SFT_ROW]), "Shop-R1": (OracleAgent.from_states(states), RL_EVAL_DIR),
+              HEURISTIC: (HeuristicAgent(), EVAL_DIRS[HEURISTIC])}
+    rows = {label: evaluate(agent, states, ev / sub, progress=False) for label, (agent, sub) in agents.items()}
+    comparisons = versus_sft(ev, rows)
+    assert list(comparisons) == ["Shop-R1", HEURISTIC]
+    gain = comparisons["Shop-R1"]["exact_match"]
+    assert gain["diff"] == pytest.approx(rows["Shop-R1"]["exact_match"] - rows[SFT_ROW]["exact_match"])
+    assert gain["n"] == len(states)
+    write_report(tmp_path / "run", load_config("tiny-cpu"), rows, comparisons=comparisons)
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## Versus SFT, paired" in report and f"on the same {len(states)} states" in report
+    assert f"| Shop-R1 | {100 * gain['diff']:+.1f} [" in report
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["versus_sft"]["Shop-R1"]["exact_match"]["diff"] == pytest.approx(gain["diff"])
+    assert versus_sft(ev, {"Shop-R1": rows["Shop-R1"]}) == {}  # no SFT row, nothing to compare with
+
+
 def test_plots_skip_an_empty_log(tmp_path):
     assert plot_training([], tmp_path) == []
 
@@ -78,6 +104,7 @@ def test_whole_pipeline_cli_runs_and_resumes(tmp_path):
     for label in ("SFT", "Shop-R1"):
         assert label in first.stdout
     assert "Zero-shot" not in first.stdout
+    assert "## Versus SFT, paired" in (run / "report.md").read_text()
     for path in ("config.yaml", "report.md", "results.json", "metrics.jsonl", "grpo/metrics.jsonl", "grpo/final/config.json",
                  "sft/final/config.json", "plots/rewards.png", "plots/exact_match.png"):
         assert (run / path).is_file(), path

@@ -300,7 +300,8 @@ def compare_predictions(records: Mapping[tuple[str, int], Mapping[str, Any]],
 
     Raises:
         ValueError: the two maps do not cover the same states (they were evaluated on
-            different splits or one evaluation is unfinished), or either is empty.
+            different splits or one evaluation is unfinished), their logged (gold) actions
+            differ (different data), or either is empty.
     """
     from rewards.metrics import paired_difference
 
@@ -311,6 +312,11 @@ def compare_predictions(records: Mapping[tuple[str, int], Mapping[str, Any]],
         raise ValueError(f"the evaluations cover different states ({only_a} only in the first, {only_b} only "
                          "in the baseline): compare runs of one split, finished")
     keys = sorted(baseline)
+    mismatched = [key for key in keys if records[key].get("gold") != baseline[key].get("gold")]
+    if mismatched:
+        session, step = mismatched[0]
+        raise ValueError(f"the evaluations disagree on the logged action of {len(mismatched)} state(s), e.g. "
+                         f"session {session} step {step}: they were run on different data")
 
     def diffs(subset: list[tuple[str, int]]) -> dict[str, Any]:
         sessions = [str(key[0]) for key in subset]

@@ -362,3 +362,7 @@ def test_compare_predictions_pairs_two_evaluations_of_one_split(states: list, tm
         compare_predictions(better, subset)
     with pytest.raises(ValueError, match="no predictions"):
         compare_predictions({}, worse)
+    key = next(iter(worse))
+    relabelled = {**worse, key: {**worse[key], "gold": {"type": "click", "name": "elsewhere"}}}
+    with pytest.raises(ValueError, match="different data"):
+        compare_predictions(relabelled, worse)

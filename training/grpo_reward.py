@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from shop_env.actions import Action
+from shop_env.actions import ACTION_TYPES, Action
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +138,10 @@ class ShopR1Reward:
         self.last_breakdowns = breakdowns
         if log_metric is not None:
             self._log(log_metric, breakdowns, per_type)
-            # What the policy answers, whatever the gold: terminate spam shows here first.
-            for kind in sorted(set(predicted)):
+            # What the policy answers, whatever the gold: terminate spam shows here first. Every
+            # type is logged, zeros too: the trainer averages a key over the reward calls that
+            # logged it, so a type missing from one micro-batch would inflate its share.
+            for kind in (*ACTION_TYPES, "invalid"):
                 log_metric(f"predicted/{kind}", predicted.count(kind) / len(texts))
         return out
 

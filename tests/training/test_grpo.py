@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
 from rewards import RewardConfig, score, token_char_offsets  # noqa: E402
-from shop_env.actions import Action  # noqa: E402
+from shop_env.actions import ACTION_TYPES, Action  # noqa: E402
 from shop_env.observations import build_states  # noqa: E402
 from tests.session_factory import three_step_sessions  # noqa: E402
 from training.checkpoints import last_checkpoint, read_metrics  # noqa: E402
@@ -74,6 +74,8 @@ def test_reward_function_equals_rewards_score_without_policy(preset):
     shares = {k: v for k, v in logged.items() if k.startswith("predicted/")}
     assert sum(shares.values()) == pytest.approx(1.0)
     assert shares["predicted/terminate"] == pytest.approx(1 / 6) and shares["predicted/invalid"] > 0
+    # Every type is logged in every call (zeros too), so averages over micro-batches still sum to 1.
+    assert set(shares) == {f"predicted/{kind}" for kind in (*ACTION_TYPES, "invalid")}
 
 
 def test_a_faulty_sample_scores_zero_and_the_rest_are_scored():

@@ -342,7 +342,7 @@ def versus_sft(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def _write(out: Path, preset: str, rows: Sequence[str], results: dict[str, dict[str, Any]]) -> str:
-    from rewards.metrics import ci_note, markdown_table, paired_table
+    from rewards.metrics import ci_note, markdown_table, paired_section
 
     out.mkdir(parents=True, exist_ok=True)
     lines = [f"# Shop-R1 paper tables (preset `{preset}`)", ""]
@@ -359,11 +359,7 @@ def _write(out: Path, preset: str, rows: Sequence[str], results: dict[str, dict[
                  "type is terminate.")
         lines += [note, ""]
     comparisons = versus_sft(results)
-    if comparisons:
-        lines += ["## Versus SFT, paired", "",
-                  "Each row minus SFT on the same states, in percentage points, with a 95% interval from "
-                  "resampling whole sessions for both rows at once; `*`: the interval excludes 0.", "",
-                  paired_table(comparisons, SFT_LABEL), ""]
+    lines += paired_section(comparisons, SFT_LABEL)
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
     payload = {"preset": preset, "rows": {r: {"label": ROWS[r].label, "table": ROWS[r].table,
                                                "metrics": results.get(ROWS[r].label)} for r in rows},

@@ -337,6 +337,19 @@ def paired_table(comparisons: Mapping[str, Mapping[str, Any]], baseline: str) ->
     return "\n".join(lines) + "\n"
 
 
+def paired_section(comparisons: Mapping[str, Mapping[str, Any]], baseline: str) -> list[str]:
+    """Report lines of a "Versus <baseline>, paired" section: heading, what the cells mean, the
+    :func:`paired_table`; ``[]`` when there is nothing to compare."""
+    if not comparisons:
+        return []
+    n = _count((next(iter(comparisons.values())).get("exact_match") or {}).get("n"))
+    return [f"## Versus {baseline}, paired", "",
+            f"Each row minus {baseline} on the same {n} states, in percentage points, with a 95% interval from "
+            "resampling whole sessions for both rows at once (tighter than comparing the rows' own intervals, "
+            "whose errors are correlated); `*`: the interval excludes 0.", "",
+            paired_table(comparisons, baseline)]
+
+
 def _delta(entry: Mapping[str, Any]) -> str:
     diff, interval = entry.get("diff"), _interval(entry.get("ci"))
     if not _is_number(diff) or interval is None:

@@ -244,13 +244,16 @@ def versus_sft(eval_root: Path, rows: dict[str, dict[str, Any]]) -> dict[str, di
 
     if SFT_ROW not in rows:
         return {}
-    baseline = load_predictions(eval_root / EVAL_DIRS[SFT_ROW] / PREDICTIONS)
     out: dict[str, dict[str, Any]] = {}
     for label in rows:
         if label == SFT_ROW:
             continue
-        records = load_predictions(eval_root / EVAL_DIRS.get(label, RL_EVAL_DIR) / PREDICTIONS)
-        out[label] = compare_predictions(records, baseline)
+        try:  # a report nicety must never cost a finished run its report
+            baseline = load_predictions(eval_root / EVAL_DIRS[SFT_ROW] / PREDICTIONS)
+            records = load_predictions(eval_root / EVAL_DIRS.get(label, RL_EVAL_DIR) / PREDICTIONS)
+            out[label] = compare_predictions(records, baseline)
+        except ValueError as err:
+            say(f"no paired comparison of {label} with SFT: {err}")
     return out
 
 

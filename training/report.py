@@ -137,14 +137,9 @@ def write_report(run_dir: str | os.PathLike[str], config: TrainConfig, rows: dic
         "",
     ]
     if comparisons:
-        from rewards.metrics import paired_table
+        from rewards.metrics import paired_section
 
-        n = next(iter(comparisons.values()))["exact_match"]["n"]
-        lines += ["## Versus SFT, paired", "",
-                  f"Each row minus SFT on the same {n} states, in percentage points, with a 95% interval from "
-                  "resampling whole sessions for both rows at once (tighter than comparing the rows' own "
-                  "intervals, whose errors are correlated); `*`: the interval excludes 0.", "",
-                  paired_table(comparisons, "SFT")]
+        lines += paired_section(comparisons, "SFT")
     if timings:
         lines += ["## Timings (s)", "", "| stage | seconds |", "|---|---:|"]
         lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]

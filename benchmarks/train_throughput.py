@@ -6,7 +6,10 @@ For each model (``tiny``, ``smollm2-135m``) in one run:
 * SFT, **optimized**: :class:`training.sft.SupervisedOnlySFTTrainer` (LM head at the
   assistant positions only) under ``--precision`` (``auto``: bf16 on AMX/AVX512-BF16 CPUs);
 * GRPO seconds per step with the optimized path, with and without self-certainty, so the
-  share of a step that self-certainty costs is a ratio of the same run.
+  share of a step that self-certainty costs is a ratio of the same run;
+* GRPO seconds per step with TRL's stock CPU LM head (log-probs of every position, prompt
+  included) against the completion-only head run_grpo uses
+  (:func:`training.lm_head.trl_scores_completions_only`), both with self-certainty.
 
 The first step of each trainer is a warm-up and is not timed. Tokens are the real
 (unpadded) tokens of the batches. The machines are shared and noisy: read the ratios,
@@ -26,6 +29,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+#: (results key, self-certainty on, completion-only LM head) of each timed GRPO variant.
+GRPO_VARIANTS = (
+    ("grpo_without_self_certainty", False, True),
+    ("grpo_with_self_certainty", True, True),
+    ("grpo_stock_lm_head", True, False),
+)
 
 
 def _step_timer() -> Any:
@@ -76,8 +86,9 @@ def measure_sft(model_spec: str, sessions: Sequence[Any], *, steps: int, stock: 
 
 
 def measure_grpo(model_spec: str, sessions: Sequence[Any], *, steps: int, self_certainty: bool, precision: str,
-                 max_prompt_tokens: int, workdir: Path) -> dict[str, Any]:
-    """Mean seconds per GRPO step (after one warm-up step), with or without self-certainty."""
+                 max_prompt_tokens: int, workdir: Path, compact_lm_head: bool = True) -> dict[str, Any]:
+    """Mean seconds per GRPO step (after one warm-up step), with or without self-certainty,
+    with the completion-only LM head or TRL's stock one (``compact_lm_head=False``)."""
     from shop_env.observations import build_states
     from training.config import load_config
     from training.grpo_train import run_grpo
@@ -91,8 +102,8 @@ def measure_grpo(model_spec: str, sessions: Sequence[Any], *, steps: int, self_c
         f"data.max_prompt_tokens={max_prompt_tokens}", f"reward.use_self_certainty={str(self_certainty).lower()}",
     ])
     timer = _step_timer()
-    run_grpo(config, model, tokenizer, states, workdir / f"grpo-{int(self_certainty)}", progress=False,
-             callbacks=[timer])
+    run_grpo(config, model, tokenizer, states, workdir / f"grpo-{int(self_certainty)}-{int(compact_lm_head)}",
+             progress=False, callbacks=[timer], compact_lm_head=compact_lm_head)
     timed = timer.times[1:steps + 1]
     return {"steps": len(timed), "seconds_per_step": round(sum(timed) / len(timed), 2) if timed else None}
 
@@ -115,20 +126,22 @@ def run(models: Sequence[str], *, sft_steps: int, grpo_steps: int, precision: st
                 row[key] = measure_sft(spec, sessions, steps=sft_steps, stock=stock, precision=precision,
                                        batch_size=batch_size, max_seq_tokens=max_seq_tokens,
                                        max_prompt_tokens=max_prompt_tokens, workdir=work)
-            for certainty in (False, True) if grpo_steps else ():
-                key = "grpo_with_self_certainty" if certainty else "grpo_without_self_certainty"
+            for key, certainty, compact in GRPO_VARIANTS if grpo_steps else ():
                 print(f"[train_throughput] {spec}: {key} ...", file=sys.stderr, flush=True)
                 row[key] = measure_grpo(spec, sessions, steps=grpo_steps, self_certainty=certainty,
-                                        precision=precision, max_prompt_tokens=max_prompt_tokens, workdir=work)
+                                        precision=precision, max_prompt_tokens=max_prompt_tokens, workdir=work,
+                                        compact_lm_head=compact)
         base, fast = row["sft_fp32_stock"]["tokens_per_s"], row["sft_optimized"]["tokens_per_s"]
         row["sft_speedup"] = round(fast / base, 2) if base and fast else None
         pairs = zip(row["sft_fp32_stock"]["losses"], row["sft_optimized"]["losses"], strict=False)
         row["sft_max_loss_gap"] = round(max((abs(a - b) for a, b in pairs), default=0.0), 4)
-        for key in ("grpo_without_self_certainty", "grpo_with_self_certainty"):
+        for key, _, _ in GRPO_VARIANTS:
             row.setdefault(key, {"steps": 0, "seconds_per_step": None})  # --grpo-steps 0: not measured
         without = row["grpo_without_self_certainty"]["seconds_per_step"]
         with_sc = row["grpo_with_self_certainty"]["seconds_per_step"]
+        stock_head = row["grpo_stock_lm_head"]["seconds_per_step"]
         row["self_certainty_share_of_step"] = round((with_sc - without) / with_sc, 3) if with_sc and without else None
+        row["grpo_compact_head_speedup"] = round(stock_head / with_sc, 2) if with_sc and stock_head else None
         results["models"][spec] = row
     return results
 
@@ -136,13 +149,15 @@ def run(models: Sequence[str], *, sft_steps: int, grpo_steps: int, precision: st
 def table(results: dict[str, Any]) -> str:
     """The results as a markdown table."""
     lines = ["| model | SFT tok/s fp32 stock | SFT tok/s optimized | speed-up | max SFT loss gap | GRPO s/step w/o SC | "
-             "GRPO s/step with SC | SC share of step |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "GRPO s/step with SC | SC share of step | GRPO s/step, TRL stock CPU head | compact-head speed-up |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for spec, row in results["models"].items():
         lines.append(f"| {spec} | {row['sft_fp32_stock']['tokens_per_s']} | {row['sft_optimized']['tokens_per_s']} | "
                      f"{row['sft_speedup']}x | {row.get('sft_max_loss_gap')} | "
                      f"{row['grpo_without_self_certainty']['seconds_per_step']} | "
                      f"{row['grpo_with_self_certainty']['seconds_per_step']} | "
-                     f"{100 * (row['self_certainty_share_of_step'] or 0):.1f}% |")
+                     f"{100 * (row['self_certainty_share_of_step'] or 0):.1f}% | "
+                     f"{row['grpo_stock_lm_head']['seconds_per_step']} | {row['grpo_compact_head_speedup']}x |")
     return "\n".join(lines)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from training.checkpoints import FINAL_DIR, METRICS_FILE, last_checkpoint, metri
 from training.config import TrainConfig
 from training.grpo_reward import GenerationCertainty, ShopR1Reward
 from training.host_memory import host_memory_callback
+from training.lm_head import trl_scores_completions_only
 
 CHECKPOINTS = "checkpoints"
 
@@ -118,6 +120,7 @@ def run_grpo(
     resume: bool = False,
     progress: bool = True,
     callbacks: Sequence[Any] = (),
+    compact_lm_head: bool = True,
 ) -> Path:
     """Train ``model`` with GRPO on ``states``; returns the directory of the final model.
 
@@ -130,6 +133,10 @@ def run_grpo(
         resume: continue from the newest checkpoint in ``out_dir`` if there is one.
         progress: show progress bars.
         callbacks: extra ``TrainerCallback`` objects.
+        compact_lm_head: score only completion positions through TRL's fused LM head on
+            CPU as well (:func:`training.lm_head.trl_scores_completions_only`); False
+            keeps TRL's all-positions CPU path (``benchmarks/train_throughput.py``
+            times both).
 
     Raises:
         ValueError: no states, or a bad reward config.
@@ -180,7 +187,8 @@ def run_grpo(
     if reward.recorder is not None:
         reward.recorder.install(trainer.model)
     try:
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+        with trl_scores_completions_only() if compact_lm_head else nullcontext():
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
     finally:
         if reward.recorder is not None:
             reward.recorder.uninstall()

@@ -1,4 +1,4 @@
-"""The LM head applied only where it is needed, in chunks: SFT loss and rationale logits.
+"""The LM head applied only where it is needed, in chunks: SFT loss, rationale logits, GRPO log-probs.
 
 A causal LM's head turns each hidden state into a vocabulary-sized row of logits. Most
 positions of a training chat are prompt (a pruned page): their logits are never used,
@@ -10,6 +10,8 @@ runs over them in chunks; under autograd each chunk is recomputed in the backwar
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 #: Positions per LM-head chunk (a 1024 x 49152 chunk of fp32 logits is 200 MB).
@@ -98,3 +100,43 @@ def hidden_rows_logits(model: Any, input_ids: Any, attention_mask: Any, position
     if not parts:
         return hidden.new_zeros((0, head.weight.size(0)), dtype=torch.float32)
     return torch.cat(parts)
+
+
+@contextmanager
+def trl_scores_completions_only() -> Iterator[bool]:
+    """While active, TRL's fused LM head scores only the completion positions on CPU too.
+
+    TRL (>= 1.x) computes GRPO's per-token log-probs with a fused, chunked LM head. On a
+    Triton device it projects only the positions with a label (the completion tokens);
+    elsewhere it projects *every* position, prompt included, so that the tile shapes never
+    change (a recompilation concern on compiled backends). On CPU that is ~20x the needed
+    LM-head work for a 1,024-token prompt and a 50-token answer: a third of a SmolLM2-135M
+    GRPO step. Its torch fallback is exact for any number of rows, so the CPU gets the
+    compact path here. Masked positions get log-prob and entropy 0 either way, and the
+    values at the scored positions are the same (the tests check both and the gradients).
+
+    The switch is TRL's module-level ``trl.trainer.utils._use_triton``, looked up at call
+    time by the fused forward; only that binding is replaced (the kernel keeps its own) and
+    it is restored on exit. With a TRL that has no fused head the context does nothing.
+
+    Yields:
+        True when the compact path was switched on, False when this TRL has no such switch.
+    """
+    try:
+        from trl.trainer import utils as trl_utils
+    except ImportError:
+        yield False
+        return
+    original = getattr(trl_utils, "_use_triton", None)
+    if original is None:
+        yield False
+        return
+
+    def compact_on_cpu(device: Any) -> bool:
+        return getattr(device, "type", None) == "cpu" or original(device)
+
+    trl_utils._use_triton = compact_on_cpu
+    try:
+        yield True
+    finally:
+        trl_utils._use_triton = original

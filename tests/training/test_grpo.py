@@ -286,3 +286,51 @@ def test_any_completion_text_scores_like_rewards_score_and_never_raises():
 
     check()
     assert fn.errors == 0
+
+
+def test_trl_fused_head_scores_only_completions_on_cpu_with_the_same_values_and_gradients(tiny, monkeypatch):
+    import copy
+
+    from trl.trainer import utils as trl_utils
+
+    from training.lm_head import trl_scores_completions_only
+
+    if not hasattr(trl_utils, "add_fused_lm_head"):
+        pytest.skip("this TRL has no fused LM head")
+    model = copy.deepcopy(tiny[0]).float()
+    trl_utils.add_fused_lm_head(model, temperature=0.7, outputs=("log_probs", "entropy"))
+    rows: list[int] = []
+    kernel = trl_utils._ChunkedLogProbFunction
+
+    class Counting:
+        @staticmethod
+        def apply(hidden, *args):
+            rows.append(hidden.shape[0])
+            return kernel.apply(hidden, *args)
+
+    monkeypatch.setattr(trl_utils, "_ChunkedLogProbFunction", Counting)
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, model.config.vocab_size, (2, 12), generator=generator)
+    attention = torch.ones_like(ids)
+    attention[0, :3] = 0  # left padding, as in a GRPO batch
+    labels = ids.masked_fill(attention == 0, -100)
+    labels[:, :-5] = -100  # prompt positions: no label
+
+    def scored():
+        model.zero_grad()
+        out = model(input_ids=ids, attention_mask=attention, labels=labels, fused_lm_head=True)
+        (out.log_probs.sum() + 0.1 * out.entropy.sum()).backward()
+        return out.log_probs.detach(), out.entropy.detach(), [p.grad.clone() for p in model.parameters()]
+
+    original = trl_utils._use_triton
+    full = scored()
+    with trl_scores_completions_only() as switched:
+        assert switched
+        compact = scored()
+    assert trl_utils._use_triton is original  # restored
+    assert rows == [2 * 11, 2 * 5]  # every shifted position, then only the labelled ones
+    torch.testing.assert_close(compact[0], full[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(compact[1], full[1], rtol=1e-5, atol=1e-5)
+    assert (compact[0][:, :-5] == 0).all() and (compact[1][:, :-5] == 0).all()
+    for a, b in zip(compact[2], full[2], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)

@@ -103,7 +103,9 @@ class GRPOSection:
     self_certainty_chunk: int = _key(256, "tokens per chunk when self-certainty is computed from logits")
     loss_type: str = _key("dapo", "TRL loss aggregation (dapo: verl's token-mean over the batch)",
                           choices=("dapo", "grpo", "bnpo", "dr_grpo"))
-    scale_rewards: str = _key("group", "advantage normalisation (group: by the std of each prompt's group)",
+    scale_rewards: str = _key("group", "advantage normalisation (group: by the std of each prompt's group; "
+                              "batch: by the batch's std; none: r - group mean, so DARS's reward size reaches "
+                              "the gradient)",
                               choices=("group", "batch", "none"))
     micro_batch_size: int | None = _key(None, "completions per device per forward/backward (null: the "
                                         "device's whole share)")

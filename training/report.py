@@ -39,11 +39,13 @@ def validity_table(rows: dict[str, dict[str, Any]]) -> str:
 
 
 def plot_training(metrics: Sequence[dict[str, Any]], out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Plot reward components and exact match per action type over GRPO steps.
+    """Plot reward components, exact match per gold type and predicted-type shares over GRPO steps.
 
     Args:
-        metrics: records of ``metrics.jsonl`` (``step`` plus ``reward/*``, ``exact_match/*``).
-        out_dir: where ``rewards.png`` and ``exact_match.png`` go.
+        metrics: records of ``metrics.jsonl`` (``step`` plus ``reward/*``, ``exact_match/*``,
+            ``predicted/*``).
+        out_dir: where ``rewards.png``, ``exact_match.png``, ``kl_loss.png`` and
+            ``predicted_types.png`` go.
 
     Returns:
         The PNG files written (none when there are no records).
@@ -68,6 +70,12 @@ def plot_training(metrics: Sequence[dict[str, Any]], out_dir: str | os.PathLike[
             False,
         ),
         "kl_loss.png": ("KL to reference and loss", ["kl", "loss"], True),
+        # Terminate hacking (the paper's failure without DARS) shows here as one type taking over.
+        "predicted_types.png": (
+            "Share of each predicted action type (training rollouts)",
+            sorted({k for r in records for k in r if k.startswith("predicted/")}),
+            False,
+        ),
     }
     for filename, (title, keys, separate) in groups.items():
         series = {}

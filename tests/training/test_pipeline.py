@@ -39,7 +39,8 @@ def test_report_has_table_timings_plots_and_config(tmp_path):
     run = tmp_path / "run"
     (run / "grpo").mkdir(parents=True)
     records = [{"step": s, "reward/total": 1.0 + s, "reward/format": 1.0, "reward/type": 0.1 * s,
-                "exact_match/click": 0.5, "exact_match/terminate": 1.0, "kl": 0.01 * s, "loss": 0.0}
+                "exact_match/click": 0.5, "exact_match/terminate": 1.0, "kl": 0.01 * s, "loss": 0.0,
+                "predicted/click": 1.0 - 0.2 * s, "predicted/terminate": 0.2 * s}
                for s in (1, 2, 3)]
     (run / "grpo" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     config = load_config("tiny-cpu")
@@ -47,7 +48,7 @@ def test_report_has_table_timings_plots_and_config(tmp_path):
     report = (run / "report.md").read_text()
     assert table in report and "Shop-R1" in table and "Zero-shot" in table
     assert "| sft | 12.0 |" in report and "grpo:" in report
-    for name in ("rewards.png", "exact_match.png", "kl_loss.png"):
+    for name in ("rewards.png", "exact_match.png", "kl_loss.png", "predicted_types.png"):
         png = run / "plots" / name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"plots/{name}" in report

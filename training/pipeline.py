@@ -245,11 +245,17 @@ def versus_sft(eval_root: Path, rows: dict[str, dict[str, Any]]) -> dict[str, di
     if SFT_ROW not in rows:
         return {}
     out: dict[str, dict[str, Any]] = {}
+    # A report nicety must never cost a finished run its report: unreadable or mismatched
+    # predictions (PredictionsError / compare_predictions' ValueError) are said and skipped.
+    try:
+        baseline = load_predictions(eval_root / EVAL_DIRS[SFT_ROW] / PREDICTIONS)
+    except ValueError as err:
+        say(f"no paired comparison with SFT: {err}")
+        return out
     for label in rows:
         if label == SFT_ROW:
             continue
-        try:  # a report nicety must never cost a finished run its report
-            baseline = load_predictions(eval_root / EVAL_DIRS[SFT_ROW] / PREDICTIONS)
+        try:
             records = load_predictions(eval_root / EVAL_DIRS.get(label, RL_EVAL_DIR) / PREDICTIONS)
             out[label] = compare_predictions(records, baseline)
         except ValueError as err:

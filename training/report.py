@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rewards.metrics import paired_section
 from training.config import TrainConfig
 
 #: Reward components plotted (``reward/<name>`` series of metrics.jsonl).
@@ -66,14 +67,14 @@ def plot_training(metrics: Sequence[dict[str, Any]], out_dir: str | os.PathLike[
         "rewards.png": ("GRPO reward components (batch mean)", [f"reward/{k}" for k in REWARD_SERIES], True),
         "exact_match.png": (
             "Exact match per action type (training batches)",
-            sorted({k for r in records for k in r if k.startswith("exact_match/")}),
+            _keys_with(records, "exact_match/"),
             False,
         ),
         "kl_loss.png": ("KL to reference and loss", ["kl", "loss"], True),
         # Terminate hacking (the paper's failure without DARS) shows here as one type taking over.
         "predicted_types.png": (
             "Share of each predicted action type (training rollouts)",
-            sorted({k for r in records for k in r if k.startswith("predicted/")}),
+            _keys_with(records, "predicted/"),
             False,
         ),
     }
@@ -144,10 +145,7 @@ def write_report(run_dir: str | os.PathLike[str], config: TrainConfig, rows: dic
         validity_table(rows),
         "",
     ]
-    if comparisons:
-        from rewards.metrics import paired_section
-
-        lines += paired_section(comparisons, "SFT")
+    lines += paired_section(comparisons or {}, "SFT")
     if timings:
         lines += ["## Timings (s)", "", "| stage | seconds |", "|---|---:|"]
         lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
@@ -163,3 +161,8 @@ def write_report(run_dir: str | os.PathLike[str], config: TrainConfig, rows: dic
                "versus_sft": comparisons or {}}
     (root / "results.json").write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
     return table
+
+
+def _keys_with(records: Sequence[dict[str, Any]], prefix: str) -> list[str]:
+    """The metric keys starting with ``prefix`` that any record has, sorted."""
+    return sorted({key for record in records for key in record if key.startswith(prefix)})

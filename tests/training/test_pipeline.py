@@ -80,6 +80,11 @@ def test_report_compares_every_row_with_sft_on_the_same_states(tmp_path):
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["versus_sft"]["Shop-R1"]["exact_match"]["diff"] == pytest.approx(gain["diff"])
     assert versus_sft(ev, {"Shop-R1": rows["Shop-R1"]}) == {}  # no SFT row, nothing to compare with
+    # A row whose predictions are missing is skipped, the others still compared; no SFT file, no table.
+    (ev / EVAL_DIRS[HEURISTIC] / "predictions.jsonl").unlink()
+    assert list(versus_sft(ev, rows)) == ["Shop-R1"]
+    (ev / EVAL_DIRS[SFT_ROW] / "predictions.jsonl").unlink()
+    assert versus_sft(ev, rows) == {}
 
 
 def test_plots_skip_an_empty_log(tmp_path):

@@ -52,6 +52,7 @@ def truncate_metrics(path: str | os.PathLike[str], max_step: int) -> int:
     """Keep the records with ``step <= max_step`` (rewritten atomically); returns how many remain.
 
     A resumed run calls this with its checkpoint's step, so the log never holds a step twice.
+    Any JSON-lines log whose records carry ``step`` works (``metrics.jsonl``, ``rollouts.jsonl``).
     """
     target = Path(path)
     kept = [r for r in read_metrics(target) if int(r.get("step", 0)) <= max_step]

@@ -14,12 +14,19 @@ averaged by :func:`rewards.self_certainty`. Two sources of those logits:
 
 Faults never stop training: a sample whose scoring raises gets reward 0 and is counted in
 ``reward/errors`` and in :attr:`ShopR1Reward.errors`.
+
+With ``rollout_log`` set, every scored completion is appended to a JSON-lines file (the
+GRPO stage's ``rollouts.jsonl``): the step, the state, the gold action, the completion and its
+reward breakdown, so a run's training signal can be read back sample by sample.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from shop_env.actions import ACTION_TYPES, Action
@@ -48,6 +55,8 @@ class ShopR1Reward:
             this one (the distribution that produced the rationale, as on verl).
         recorder: a :class:`GenerationCertainty` installed on the policy's ``generate``;
             its record of the latest rollout replaces the forward pass when it matches.
+        rollout_log: a JSON-lines file that gets one record per scored completion (see
+            :meth:`__call__`); None writes nothing.
 
     The dataset column ``gold_action`` holds the gold action as JSON text.
     """
@@ -64,6 +73,7 @@ class ShopR1Reward:
         precision: str = "fp32",
         temperature: float = 1.0,
         recorder: GenerationCertainty | None = None,
+        rollout_log: str | os.PathLike[str] | None = None,
     ) -> None:
         from rewards import RewardConfig
 
@@ -77,6 +87,7 @@ class ShopR1Reward:
         explicit = getattr(self.config, "self_certainty_temperature", None)
         self.certainty_temperature = float(explicit if explicit is not None else temperature)
         self.recorder = recorder
+        self.rollout_log = Path(rollout_log) if rollout_log is not None else None
         #: How many completions had their self-certainty from the rollout's record / a forward pass.
         self.certainty_sources = {"generation": 0, "forward": 0}
         self.errors = 0
@@ -103,9 +114,22 @@ class ShopR1Reward:
         completion_ids: Sequence[Sequence[int]] | None = None,
         gold_action: Sequence[str] | None = None,
         log_metric: Callable[[str, float], None] | None = None,
+        session_id: Sequence[str] | None = None,
+        step: Sequence[int] | None = None,
+        trainer_state: Any = None,
         **_: Any,
     ) -> list[float]:
         """Score one batch; returns one float per completion (never raises per sample).
+
+        ``session_id`` and ``step`` (dataset columns) name each completion's state: the
+        completions of one state form its GRPO group. ``reward/action_tied_groups`` is the
+        share of groups whose members all earn the same reward before self-certainty: their
+        advantages come from self-certainty alone (and ``scale_rewards: group`` blows those
+        differences of ~0.01 up to unit size). Each ``rollout_log`` record holds
+        ``step`` (the optimizer step the rollout trains, ``trainer_state.global_step + 1``),
+        ``session_id``, ``state_step``, ``gold``, ``completion``, ``predicted`` (type or
+        ``"invalid"``), ``exact`` and the breakdown's ``format``/``type``/``attribute``/
+        ``value``/``self_certainty``/``total``.
 
         Raises:
             ValueError: the dataset has no ``gold_action`` column (a setup error, not a sample fault).
@@ -122,6 +146,7 @@ class ShopR1Reward:
         breakdowns: list[Any] = []
         per_type: dict[str, list[float]] = {}
         predicted: list[str] = []
+        exacts: list[bool | None] = []
         for text, gold_json, sc in zip(texts, gold_action, certainty, strict=True):
             try:
                 gold = parse_gold(gold_json)
@@ -130,19 +155,29 @@ class ShopR1Reward:
                 breakdowns.append(scored.breakdown)
                 per_type.setdefault(gold.type, []).append(float(scored.exact_match))
                 predicted.append(scored.action.type if scored.action is not None else "invalid")
+                exacts.append(bool(scored.exact_match))
             except Exception as err:  # one bad sample must not kill training
                 self.errors += 1
                 log.warning("reward for one completion failed (scored 0): %s: %s", type(err).__name__, err)
                 out.append(0.0)
                 breakdowns.append(None)
+                predicted.append("error")
+                exacts.append(None)
         self.last_breakdowns = breakdowns
+        states = list(zip(session_id, step, strict=True)) if session_id is not None and step is not None else None
         if log_metric is not None:
             self._log(log_metric, breakdowns, per_type)
+            if states is not None:
+                log_metric("reward/action_tied_groups", action_tied_share(states, breakdowns))
             # What the policy answers, whatever the gold: terminate spam shows here first. Every
             # type is logged, zeros too: the trainer averages a key over the reward calls that
             # logged it, so a type missing from one micro-batch would inflate its share.
             for kind in (*ACTION_TYPES, "invalid"):
                 log_metric(f"predicted/{kind}", predicted.count(kind) / len(texts))
+        # One writer: under several processes rank 0 logs its own share of the rollouts.
+        if self.rollout_log is not None and os.environ.get("RANK", "0") == "0":
+            _append_rollouts(self.rollout_log, trainer_state, states, gold_action, texts, predicted, exacts,
+                             breakdowns)
         return out
 
     def _log(self, log_metric: Callable[[str, float], None], breakdowns: list[Any], per_type: dict[str, list[float]]) -> None:
@@ -230,6 +265,41 @@ class ShopR1Reward:
         finally:
             model.train(was_training)
         return [float(v) for v in values.tolist()]
+
+
+def _append_rollouts(path: Path, trainer_state: Any, states: list[tuple[str, int]] | None, golds: Sequence[str],
+                     texts: list[str], predicted: list[str], exacts: list[bool | None],
+                     breakdowns: list[Any]) -> None:
+    """Append one JSON line per completion to ``path`` (fields: :meth:`ShopR1Reward.__call__`)."""
+    step = int(getattr(trainer_state, "global_step", -1)) + 1 if trainer_state is not None else None
+    lines = []
+    for i, (text, gold, kind, exact, b) in enumerate(zip(texts, golds, predicted, exacts, breakdowns, strict=True)):
+        record: dict[str, Any] = {"step": step}
+        if states is not None:
+            record["session_id"], record["state_step"] = states[i][0], int(states[i][1])
+        record.update(gold=gold, completion=text, predicted=kind, exact=exact)
+        for name in COMPONENTS:
+            record[name] = None if b is None else float(getattr(b, name, 0.0) or 0.0)
+        lines.append(json.dumps(record) + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("".join(lines))
+
+
+def action_tied_share(states: Sequence[tuple[str, int]], breakdowns: Sequence[Any]) -> float:
+    """The share of GRPO groups (completions of one state) of two or more members whose
+    rewards without self-certainty are all equal (0.0 when there is no such group).
+
+    Args:
+        states: ``(session_id, step)`` of each completion.
+        breakdowns: each completion's reward breakdown, None for a failed sample (reward 0).
+    """
+    groups: dict[tuple[str, int], list[float]] = {}
+    for state, b in zip(states, breakdowns, strict=True):
+        action = 0.0 if b is None else float(b.total) - float(getattr(b, "self_certainty", 0.0) or 0.0)
+        groups.setdefault((str(state[0]), int(state[1])), []).append(round(action, 9))
+    sized = [values for values in groups.values() if len(values) > 1]
+    return sum(1.0 for values in sized if len(set(values)) == 1) / len(sized) if sized else 0.0
 
 
 def _masked_mean(values: Sequence[float], mask: Sequence[bool]) -> float:

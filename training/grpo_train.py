@@ -4,9 +4,10 @@ The training data is the set of env states (:func:`shop_env.observations.build_s
 prompt is :func:`shop_env.prompt.build_messages` of the state's observation and the gold
 action travels as a dataset column to :class:`training.grpo_reward.ShopR1Reward`.
 
-Every logged step is appended to ``metrics.jsonl``; checkpoints go to ``checkpoints/``.
-Resuming continues from the last checkpoint: lines of ``metrics.jsonl`` past that
-checkpoint (written before the interruption) are dropped, so no step is duplicated.
+Every logged step is appended to ``metrics.jsonl`` and every scored completion to
+``rollouts.jsonl``; checkpoints go to ``checkpoints/``. Resuming continues from the last
+checkpoint: lines of both logs past that checkpoint (written before the interruption) are
+dropped, so no step is duplicated.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from training.host_memory import host_memory_callback
 from training.lm_head import trl_scores_completions_only
 
 CHECKPOINTS = "checkpoints"
+#: Every scored training completion of a GRPO stage, one JSON line each (:class:`ShopR1Reward`).
+ROLLOUTS_FILE = "rollouts.jsonl"
 
 
 def build_grpo_dataset(
@@ -166,13 +169,15 @@ def run_grpo(
                                    reward_config.self_certainty_temperature or config.grpo.temperature)
     reward = ShopR1Reward(reward_config, tokenizer, chunk_size=config.grpo.self_certainty_chunk,
                           precision=resolve_precision(config.precision), temperature=config.grpo.temperature,
-                          recorder=recorder if reward_config.use_self_certainty else None)
+                          recorder=recorder if reward_config.use_self_certainty else None,
+                          rollout_log=out / ROLLOUTS_FILE)
     metrics_path = out / METRICS_FILE
     checkpoint = last_checkpoint(out / CHECKPOINTS) if resume else None
-    if checkpoint is not None:
-        truncate_metrics(metrics_path, int(checkpoint.name.split("-")[-1]))
-    elif metrics_path.exists():
-        metrics_path.unlink()  # a fresh run starts a fresh log
+    for log_path in (metrics_path, out / ROLLOUTS_FILE):
+        if checkpoint is not None:
+            truncate_metrics(log_path, int(checkpoint.name.split("-")[-1]))
+        elif log_path.exists():
+            log_path.unlink()  # a fresh run starts fresh logs
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=[reward],

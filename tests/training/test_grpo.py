@@ -87,6 +87,34 @@ def test_a_faulty_sample_scores_zero_and_the_rest_are_scored():
     assert got[0] == pytest.approx(score(COMPLETIONS[0], GOLDS[0], config).total)
 
 
+def test_rollouts_are_logged_per_completion_with_the_step_the_state_and_the_breakdown(tmp_path):
+    from types import SimpleNamespace
+
+    config = RewardConfig()
+    log_path = tmp_path / "grpo" / "rollouts.jsonl"
+    fn = ShopR1Reward(config, rollout_log=log_path)
+    # Two groups of two: state (s1, 0) has a right and a wrong click, state (s2, 3) two
+    # unparseable answers (equal action rewards: a tied group).
+    texts = [COMPLETIONS[0], COMPLETIONS[5], COMPLETIONS[3], COMPLETIONS[3]]
+    golds = [GOLDS[0].to_json()] * 2 + ['{"type": "terminate"}'] * 2
+    logged: dict[str, float] = {}
+    got = fn(prompts=["p"] * 4, completions=texts, gold_action=golds, log_metric=logged.__setitem__,
+             session_id=["s1", "s1", "s2", "s2"], step=[0, 0, 3, 3], trainer_state=SimpleNamespace(global_step=6))
+    assert logged["reward/action_tied_groups"] == 0.5
+    rows = [json.loads(line) for line in log_path.read_text().splitlines()]
+    assert [r["step"] for r in rows] == [7] * 4, "the optimizer step the rollout trains"
+    assert [(r["session_id"], r["state_step"]) for r in rows] == [("s1", 0), ("s1", 0), ("s2", 3), ("s2", 3)]
+    assert [r["completion"] for r in rows] == texts and [r["gold"] for r in rows] == golds
+    assert [r["exact"] for r in rows] == [True, False, False, False]
+    assert [r["predicted"] for r in rows] == ["click", "click", "invalid", "invalid"]
+    assert [r["total"] for r in rows] == pytest.approx(got)
+    assert rows[0]["value"] == pytest.approx(config.dars_factor)
+    # A second call appends: the log is the whole run's.
+    fn(prompts=["p"], completions=[COMPLETIONS[2]], gold_action=['{"type": "terminate"}'],
+       session_id=["s3"], step=[1], trainer_state=SimpleNamespace(global_step=7))
+    assert len(log_path.read_text().splitlines()) == 5
+
+
 def test_token_offsets_tile_the_decoded_text(tiny):
     _, tokenizer = tiny
     ids = tokenizer(COMPLETIONS[0], add_special_tokens=False)["input_ids"]
@@ -235,6 +263,9 @@ def test_two_step_grpo_smoke_run_on_cpu(tiny, tmp_path):
                 "reward/self_certainty", "kl", "loss"):
         assert all(key in r for r in records), key
     assert any(k.startswith("exact_match/") for k in records[0])
+    assert all(0.0 <= r["reward/action_tied_groups"] <= 1.0 for r in records)
+    rollouts = read_metrics(tmp_path / "grpo" / "rollouts.jsonl")
+    assert [r["step"] for r in rollouts] == [1, 1, 2, 2], "one record per completion, two completions a step"
     sources = json.loads((tmp_path / "grpo" / "reward_errors.json").read_text())["self_certainty_sources"]
     assert sources == {"generation": 4, "forward": 0}, "self-certainty came from the rollouts, not a second pass"
     assert "generate" not in vars(model)
@@ -257,12 +288,16 @@ def test_interrupted_grpo_resumes_from_last_checkpoint(tiny, tmp_path):
     assert last_checkpoint(out / CHECKPOINTS).name == "checkpoint-1"
     assert [r["step"] for r in read_metrics(out / "metrics.jsonl")] == [1, 2]
     before = read_metrics(out / "metrics.jsonl")[0]
+    first_rollouts = [r for r in read_metrics(out / "rollouts.jsonl") if r["step"] == 1]
 
     model, tokenizer = load_model("tiny", sessions=three_step_sessions(), out_dir=tmp_path / "m")
     run_grpo(_tiny_config(3), model, tokenizer, _states(), out, resume=True, progress=False)
     records = read_metrics(out / "metrics.jsonl")
     assert [r["step"] for r in records] == [1, 2, 3]
     assert records[0] == before
+    rollouts = read_metrics(out / "rollouts.jsonl")
+    assert [r["step"] for r in rollouts] == [1, 1, 2, 2, 3, 3], "step 2's interrupted rollouts are not kept twice"
+    assert rollouts[:2] == first_rollouts
     state = json.loads((last_checkpoint(out / CHECKPOINTS) / "trainer_state.json").read_text())
     assert state["global_step"] == 3
 

@@ -1,7 +1,8 @@
 """What a training stage leaves on disk, for SFT and GRPO alike (docs/architecture.md §10).
 
 A stage directory holds ``checkpoint-N/`` folders (the trainer's, for resuming), a
-``metrics.jsonl`` log with one record per logging step, and ``final/`` (the trained model,
+``metrics.jsonl`` log with one record per logging step (GRPO also ``rollouts.jsonl``, one
+record per scored completion), and ``final/`` (the trained model,
 its tokenizer and ``prompt_settings.json``). This module is the one home of those names,
 of finding the newest complete checkpoint and of reading and writing the log.
 """
@@ -18,6 +19,8 @@ from typing import Any
 FINAL_DIR = "final"
 #: The per-step training log inside a stage directory.
 METRICS_FILE = "metrics.jsonl"
+#: Every scored training completion of a GRPO stage, one JSON line each.
+ROLLOUTS_FILE = "rollouts.jsonl"
 
 
 def last_checkpoint(directory: str | os.PathLike[str]) -> Path | None:

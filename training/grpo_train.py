@@ -19,15 +19,20 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from training.checkpoints import FINAL_DIR, METRICS_FILE, last_checkpoint, metrics_callback, truncate_metrics
+from training.checkpoints import (
+    FINAL_DIR,
+    METRICS_FILE,
+    ROLLOUTS_FILE,
+    last_checkpoint,
+    metrics_callback,
+    truncate_metrics,
+)
 from training.config import TrainConfig
 from training.grpo_reward import GenerationCertainty, ShopR1Reward
 from training.host_memory import host_memory_callback
 from training.lm_head import trl_scores_completions_only
 
 CHECKPOINTS = "checkpoints"
-#: Every scored training completion of a GRPO stage, one JSON line each (:class:`ShopR1Reward`).
-ROLLOUTS_FILE = "rollouts.jsonl"
 
 
 def build_grpo_dataset(

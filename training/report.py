@@ -110,6 +110,76 @@ def plot_training(metrics: Sequence[dict[str, Any]], out_dir: str | os.PathLike[
     return written
 
 
+def rollout_type_shares(rollouts: Sequence[dict[str, Any]]) -> dict[str, dict[int, dict[str, float]]]:
+    """Per gold action type and GRPO step, the share of each predicted type among the rollouts.
+
+    Args:
+        rollouts: records of ``grpo/rollouts.jsonl`` (``step``, ``gold`` action JSON,
+            ``predicted`` type; see :class:`training.grpo_reward.ShopR1Reward`). Records
+            without a step or a readable gold type are skipped.
+
+    Returns:
+        ``{gold type: {step: {predicted type: share}}}``; each step's shares sum to 1.
+    """
+    counts: dict[str, dict[int, dict[str, int]]] = {}
+    for record in rollouts:
+        try:
+            gold = str(json.loads(record["gold"])["type"])
+            step = int(record["step"])
+        except (KeyError, TypeError, ValueError):
+            continue  # a torn line or an older log: nothing to place
+        tally = counts.setdefault(gold, {}).setdefault(step, {})
+        kind = str(record.get("predicted", "invalid"))
+        tally[kind] = tally.get(kind, 0) + 1
+    return {gold: {step: {kind: n / sum(tally.values()) for kind, n in tally.items()}
+                   for step, tally in sorted(by_step.items())}
+            for gold, by_step in sorted(counts.items())}
+
+
+def plot_rollout_types(rollouts: Sequence[dict[str, Any]], out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Plot :func:`rollout_type_shares`: one panel per gold type, one line per predicted type.
+
+    ``terminate`` rising on terminate-gold states is the policy learning when the shopper
+    leaves; ``terminate`` taking over the click- and query-gold panels is terminate hacking.
+    The batch-wide ``predicted_types.png`` cannot tell the two apart.
+
+    Args:
+        rollouts: records of ``grpo/rollouts.jsonl``.
+        out_dir: where ``rollout_types_by_gold.png`` goes.
+
+    Returns:
+        The PNG written (none when no record can be placed).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shares = rollout_type_shares(rollouts)
+    if not shares:
+        return []
+    kinds = sorted({kind for by_step in shares.values() for row in by_step.values() for kind in row})
+    fig, axes = plt.subplots(1, len(shares), figsize=(3.8 * len(shares), 3.2), squeeze=False, sharey=True)
+    for ax, (gold, by_step) in zip(axes[0], shares.items(), strict=True):
+        steps = list(by_step)
+        for kind in kinds:
+            ax.plot(steps, [by_step[s].get(kind, 0.0) for s in steps], marker="o", markersize=3, label=kind)
+        ax.set_title(f"gold: {gold}", fontsize=9)
+        ax.set_xlabel("GRPO step")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("share of completions")
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle("Predicted type by gold type (training rollouts)")
+    fig.tight_layout()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "rollout_types_by_gold.png"
+    fig.savefig(target, dpi=100)
+    plt.close(fig)
+    return [target]
+
+
 def write_report(run_dir: str | os.PathLike[str], config: TrainConfig, rows: dict[str, dict[str, Any]],
                  *, timings: dict[str, float] | None = None, wall_s: float | None = None,
                  split_rule: str = "", comparisons: dict[str, dict[str, Any]] | None = None) -> str:
@@ -119,16 +189,18 @@ def write_report(run_dir: str | os.PathLike[str], config: TrainConfig, rows: dic
     ``comparisons`` (row label -> :func:`agents.evaluation.compare_predictions` against the
     SFT row) adds a table of paired differences to SFT.
 
-    The plots come from ``<run_dir>/grpo/metrics.jsonl`` when GRPO ran.
+    The plots come from ``<run_dir>/grpo/metrics.jsonl`` and ``grpo/rollouts.jsonl`` when
+    GRPO ran.
     """
     from rewards.metrics import ci_note
-    from training.checkpoints import METRICS_FILE, read_metrics
+    from training.checkpoints import METRICS_FILE, ROLLOUTS_FILE, read_metrics
     from training.precision import resolve_precision
 
     root = Path(run_dir)
     table = results_table(rows)
     metrics = read_metrics(root / "grpo" / METRICS_FILE)
     plots = plot_training(metrics, root / "plots") if metrics else []
+    plots += plot_rollout_types(read_metrics(root / "grpo" / ROLLOUTS_FILE), root / "plots")
     lines = [
         f"# Shop-R1 run `{config.name}`",
         "",

@@ -14,7 +14,7 @@ from rewards.metrics import compute_metrics
 from shop_env.actions import Action
 from training.checkpoints import read_metrics, truncate_metrics
 from training.config import load_config
-from training.report import plot_training, write_report
+from training.report import plot_rollout_types, plot_training, rollout_type_shares, write_report
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,12 +43,14 @@ def test_report_has_table_timings_plots_and_config(tmp_path):
                 "predicted/click": 1.0 - 0.2 * s, "predicted/terminate": 0.2 * s}
                for s in (1, 2, 3)]
     (run / "grpo" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    rollouts = [{"step": s, "gold": json.dumps({"type": "terminate"}), "predicted": "terminate"} for s in (1, 2, 3)]
+    (run / "grpo" / "rollouts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rollouts))
     config = load_config("tiny-cpu")
     table = write_report(run, config, _rows(), timings={"sft": 12.0}, wall_s=20.0)
     report = (run / "report.md").read_text()
     assert table in report and "Shop-R1" in table and "Zero-shot" in table
     assert "| sft | 12.0 |" in report and "grpo:" in report
-    for name in ("rewards.png", "exact_match.png", "kl_loss.png", "predicted_types.png"):
+    for name in ("rewards.png", "exact_match.png", "kl_loss.png", "predicted_types.png", "rollout_types_by_gold.png"):
         png = run / "plots" / name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"plots/{name}" in report
@@ -89,6 +91,19 @@ def test_report_compares_every_row_with_sft_on_the_same_states(tmp_path):
 
 def test_plots_skip_an_empty_log(tmp_path):
     assert plot_training([], tmp_path) == []
+    assert plot_rollout_types([{"step": 1, "gold": "{torn"}, {"gold": json.dumps({"type": "click"})}], tmp_path) == []
+
+
+def test_rollout_shares_split_terminate_learning_from_terminate_hacking():
+    def row(step, gold, predicted):
+        return {"step": step, "gold": json.dumps({"type": gold}), "predicted": predicted}
+
+    rollouts = [row(1, "terminate", "click"), row(1, "terminate", "terminate"), row(1, "click", "click"),
+                row(2, "terminate", "terminate"), row(2, "click", "terminate"), row(2, "click", "invalid"),
+                {"step": 2, "gold": "{torn"}]
+    shares = rollout_type_shares(rollouts)
+    assert shares == {"click": {1: {"click": 1.0}, 2: {"terminate": 0.5, "invalid": 0.5}},
+                      "terminate": {1: {"click": 0.5, "terminate": 0.5}, 2: {"terminate": 1.0}}}
 
 
 QUICK = ["data.sessions=synthetic:16?seed=3", "sft.max_steps=2", "sft.batch_size=2", "grpo.steps=2",

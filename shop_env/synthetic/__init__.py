@@ -4,12 +4,19 @@ It produces the project's default data set (``synthetic:N?seed=S``): sessions wh
 ``Step.html`` is the pruned page the shopper acted on and whose ``Step.meta`` records the
 shopper model's most likely action (``oracle_action``) and its probability (``oracle_prob``).
 
-Public API: :func:`generate_sessions`, :func:`sample_page`, :func:`oracle_ceiling`,
-:func:`build_catalog`. CLI: ``python -m shop_env.synthetic --help``.
+Public API: :func:`generate_sessions`, :func:`generate_session` (one session, optionally with
+the shopper's whole action distribution per step), :func:`parse_session_id`,
+:func:`sample_page`, :func:`oracle_ceiling`, :func:`build_catalog`. CLI: ``python -m shop_env.synthetic --help``.
 """
 
 from shop_env.synthetic.catalog import CATEGORIES, Catalog, Product, build_catalog
-from shop_env.synthetic.generate import generate_session, generate_sessions, oracle_ceiling, session_id
+from shop_env.synthetic.generate import (
+    generate_session,
+    generate_sessions,
+    oracle_ceiling,
+    parse_session_id,
+    session_id,
+)
 from shop_env.synthetic.render import sample_page
 
 __all__ = [
@@ -20,6 +27,7 @@ __all__ = [
     "generate_session",
     "generate_sessions",
     "oracle_ceiling",
+    "parse_session_id",
     "sample_page",
     "session_id",
 ]

@@ -26,8 +26,25 @@ def session_id(seed: int, index: int) -> str:
     return f"syn-s{seed}-{index:06d}"
 
 
-def generate_session(seed: int, index: int, *, keep_raw: bool = False) -> Session:
-    """Simulate one session (see :func:`generate_sessions`)."""
+def parse_session_id(sid: str) -> tuple[int, int]:
+    """``(seed, index)`` of a synthetic session id (the inverse of :func:`session_id`).
+
+    Raises:
+        ValueError: ``sid`` is not ``syn-s<seed>-<index>``.
+    """
+    prefix, _, index = str(sid).rpartition("-")
+    if not prefix.startswith("syn-s") or not prefix[5:].isdigit() or not index.isdigit():
+        raise ValueError(f"{sid!r} is not a synthetic session id (syn-s<seed>-<index>)")
+    return int(prefix[5:]), int(index)
+
+
+def generate_session(seed: int, index: int, *, keep_raw: bool = False, keep_distribution: bool = False) -> Session:
+    """Simulate one session (see :func:`generate_sessions`).
+
+    With ``keep_distribution`` each ``Step.meta["action_distribution"]`` lists every action the
+    shopper could have taken there, ``[{"action": {...}, "prob": p}, ...]`` (probabilities sum
+    to 1): what an expected reward or an expected exact match is computed against.
+    """
     rng = random.Random(f"syn-session-{seed}-{index}")
     catalog = build_catalog(seed)
     intent = sample_intent(rng, catalog)
@@ -48,6 +65,8 @@ def generate_session(seed: int, index: int, *, keep_raw: bool = False) -> Sessio
         }
         if keep_raw:
             meta["raw_html"] = raw
+        if keep_distribution:
+            meta["action_distribution"] = [{"action": a.to_dict(), "prob": p} for a, p in decision.distribution]
         rationale = write_rationale(chosen.kind, chosen.arg, intent, rng)
         steps.append(Step(page_url(view), page.html, chosen.action, rationale, round(stamp, 3), meta))
         stamp += rng.uniform(2.0, 45.0)  # dwell time before the next action

@@ -65,11 +65,13 @@ class Candidate:
 
 @dataclass
 class Decision:
-    """The sampled candidate, the most likely one and its probability."""
+    """The sampled candidate, the most likely one and its probability, and the whole
+    distribution the shopper sampled from (each distinct action with its probability)."""
 
     chosen: Candidate
     oracle: Candidate
     oracle_prob: float
+    distribution: list[tuple[Action, float]] = field(default_factory=list)
 
 
 class Targets:
@@ -142,7 +144,7 @@ class Shopper:
         total = sum(c.weight for c in cands)
         oracle = max(cands, key=lambda c: c.weight)  # max keeps the first on ties
         chosen = self.rng.choices(cands, weights=[c.weight for c in cands])[0]
-        return Decision(chosen, oracle, oracle.weight / total)
+        return Decision(chosen, oracle, oracle.weight / total, [(c.action, c.weight / total) for c in cands])
 
     @staticmethod
     def _merge(cands: list[Candidate]) -> list[Candidate]:

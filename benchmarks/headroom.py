@@ -108,9 +108,6 @@ def headroom(records: Mapping[tuple[str, int], Mapping[str, Any]],
     def exact(answer: Action | None, gold: Action) -> float:
         return float(exact_match(answer, gold, config))
 
-    def leave_prob(dist: Distribution) -> float:
-        return sum(p for action, p in dist if action.type == "terminate")
-
     def or_terminate(score: Callable[[Action | None, Action], float]) -> list[Action | None]:
         return [TERMINATE if expected(score, TERMINATE, d) > expected(score, a, d) else a
                 for a, d in zip(own, dists, strict=True)]
@@ -118,10 +115,11 @@ def headroom(records: Mapping[tuple[str, int], Mapping[str, Any]],
     def optimum(score: Callable[[Action | None, Action], float]) -> list[Action | None]:
         return [max((action for action, _ in d), key=lambda action: expected(score, action, d)) for d in dists]
 
+    leave = [sum(p for action, p in d if action.type == "terminate") for d in dists]
     policies: dict[str, list[Action | None]] = {MODEL_ROW: own}
     for t in thresholds:
         policies[f"terminate where P(leave) >= {t:g}, else the model"] = [
-            TERMINATE if leave_prob(d) >= t and leave_prob(d) > 0 else a for a, d in zip(own, dists, strict=True)]
+            TERMINATE if p >= t and p > 0 else a for a, p in zip(own, leave, strict=True)]
     policies["model or terminate, by expected Shop-R1 reward"] = or_terminate(shop_r1)
     policies["model or terminate, by expected exact match"] = or_terminate(exact)
     policies["Shop-R1 reward's optimum (shopper's actions)"] = optimum(shop_r1)

@@ -127,8 +127,9 @@ class ShopR1Reward:
         advantages come from self-certainty alone (and ``scale_rewards: group`` blows those
         differences of ~0.01 up to unit size). Each ``rollout_log`` record holds
         ``step`` (the optimizer step the rollout trains, ``trainer_state.global_step + 1``),
-        ``session_id``, ``state_step``, ``gold``, ``completion``, ``predicted`` (type or
-        ``"invalid"``), ``exact`` and the breakdown's ``format``/``type``/``attribute``/
+        ``session_id``, ``state_step``, ``gold``, ``completion``, ``predicted`` (type,
+        ``"invalid"``, or ``"error"`` for a sample whose scoring failed; ``exact`` null then),
+        ``exact`` and the breakdown's ``format``/``type``/``attribute``/
         ``value``/``self_certainty``/``total``.
 
         Raises:

@@ -107,6 +107,10 @@ class GRPOSection:
                               "batch: by the batch's std; none: r - group mean, so DARS's reward size reaches "
                               "the gradient)",
                               choices=("group", "batch", "none"))
+    advantage_std_floor: float = _key(0.0, "with scale_rewards: group, divide each group's centred rewards by max(its "
+                                      "std, this floor) instead of std + 1e-4, so a group whose rewards differ "
+                                      "only by self-certainty (~0.01) keeps small advantages instead of unit ones "
+                                      "(0: TRL's own normalisation; local backend only)")
     micro_batch_size: int | None = _key(None, "completions per device per forward/backward (null: the "
                                         "device's whole share)")
     gradient_checkpointing: bool = _key(False, "trade compute for activation memory")
@@ -444,6 +448,7 @@ def _check_choices(config: TrainConfig) -> None:
         "sft.learning_rate": (config.sft.learning_rate, 0.0, False, math.inf, False),
         "sft.epochs": (config.sft.epochs, 0.0, False, math.inf, False),
         "grpo.kl_beta": (config.grpo.kl_beta, 0.0, True, math.inf, False),
+        "grpo.advantage_std_floor": (config.grpo.advantage_std_floor, 0.0, True, math.inf, False),
         "data.test_fraction": (config.data.test_fraction, 0.0, False, 1.0, False),
     }
     for key, (value, low, low_ok, high, high_ok) in ranges.items():
@@ -452,6 +457,12 @@ def _check_choices(config: TrainConfig) -> None:
         if not (math.isfinite(value) and above and below):
             upper = f" and {'<=' if high_ok else '<'} {high}" if math.isfinite(high) else ", finite"
             raise ConfigError(f"config key {key!r} must be {'>=' if low_ok else '>'} {low}{upper}; got {value}")
+    if config.grpo.advantage_std_floor > 0 and config.grpo.scale_rewards != "group":
+        raise ConfigError("config key 'grpo.advantage_std_floor' floors the group std: it needs "
+                          f"'grpo.scale_rewards' group, got {config.grpo.scale_rewards!r}")
+    if config.grpo.advantage_std_floor > 0 and config.backend != "local":
+        raise ConfigError("config key 'grpo.advantage_std_floor' is implemented by the local (TRL) backend only; "
+                          f"set it to 0 for backend {config.backend!r}")
     if config.grpo.num_generations < 2:
         raise ConfigError("config key 'grpo.num_generations' must be >= 2 (GRPO compares completions in a group)")
     if config.grpo.batch_size % config.grpo.num_generations:

@@ -116,6 +116,7 @@ class ShopR1Reward:
         log_metric: Callable[[str, float], None] | None = None,
         session_id: Sequence[str] | None = None,
         step: Sequence[int] | None = None,
+        page_type: Sequence[str] | None = None,
         trainer_state: Any = None,
         **_: Any,
     ) -> list[float]:
@@ -127,7 +128,8 @@ class ShopR1Reward:
         advantages come from self-certainty alone (and ``scale_rewards: group`` blows those
         differences of ~0.01 up to unit size). Each ``rollout_log`` record holds
         ``step`` (the optimizer step the rollout trains, ``trainer_state.global_step + 1``),
-        ``session_id``, ``state_step``, ``gold``, ``completion``, ``predicted`` (type,
+        ``session_id``, ``state_step``, ``page_type`` (when the dataset's column names one),
+        ``gold``, ``completion``, ``predicted`` (type,
         ``"invalid"``, or ``"error"`` for a sample whose scoring failed; ``exact`` null then),
         ``exact`` and the breakdown's ``format``/``type``/``attribute``/
         ``value``/``self_certainty``/``total``.
@@ -178,7 +180,7 @@ class ShopR1Reward:
         # One writer: under several processes rank 0 logs its own share of the rollouts.
         if self.rollout_log is not None and os.environ.get("RANK", "0") == "0":
             _append_rollouts(self.rollout_log, trainer_state, states, gold_action, texts, predicted, exacts,
-                             breakdowns)
+                             breakdowns, page_type)
         return out
 
     def _log(self, log_metric: Callable[[str, float], None], breakdowns: list[Any], per_type: dict[str, list[float]]) -> None:
@@ -270,7 +272,7 @@ class ShopR1Reward:
 
 def _append_rollouts(path: Path, trainer_state: Any, states: list[tuple[str, int]] | None, golds: Sequence[str],
                      texts: list[str], predicted: list[str], exacts: list[bool | None],
-                     breakdowns: list[Any]) -> None:
+                     breakdowns: list[Any], page_types: Sequence[str] | None = None) -> None:
     """Append one JSON line per completion to ``path`` (fields: :meth:`ShopR1Reward.__call__`)."""
     step = int(getattr(trainer_state, "global_step", -1)) + 1 if trainer_state is not None else None
     lines = []
@@ -278,6 +280,8 @@ def _append_rollouts(path: Path, trainer_state: Any, states: list[tuple[str, int
         record: dict[str, Any] = {"step": step}
         if states is not None:
             record["session_id"], record["state_step"] = states[i][0], int(states[i][1])
+        if page_types is not None and page_types[i]:
+            record["page_type"] = str(page_types[i])
         record.update(gold=gold, completion=text, predicted=kind, exact=exact)
         for name in COMPONENTS:
             record[name] = None if b is None else float(getattr(b, name, 0.0) or 0.0)

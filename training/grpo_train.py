@@ -45,7 +45,9 @@ def build_grpo_dataset(
 ) -> Any:
     """A ``datasets.Dataset`` of conversational prompts with the gold action per row.
 
-    Columns: ``prompt`` (chat messages), ``gold_action`` (action JSON), ``session_id``, ``step``.
+    Columns: ``prompt`` (chat messages), ``gold_action`` (action JSON), ``session_id``, ``step``
+    and ``page_type`` (the state's ``meta["page_type"]``, e.g. ``search`` on synthetic data;
+    ``""`` where the data has none).
 
     Raises:
         ValueError: no states.
@@ -56,7 +58,7 @@ def build_grpo_dataset(
 
     if not states:
         raise ValueError("GRPO needs at least one state: the training split is empty")
-    rows: dict[str, list[Any]] = {"prompt": [], "gold_action": [], "session_id": [], "step": []}
+    rows: dict[str, list[Any]] = {"prompt": [], "gold_action": [], "session_id": [], "step": [], "page_type": []}
     for state in states:
         messages = build_messages(
             state.observation, context=context, tokenizer=tokenizer, max_prompt_tokens=max_prompt_tokens,
@@ -66,6 +68,7 @@ def build_grpo_dataset(
         rows["gold_action"].append(state.gold.to_json())
         rows["session_id"].append(str(state.session_id))
         rows["step"].append(int(state.step))
+        rows["page_type"].append(str(state.meta.get("page_type") or ""))
     return Dataset.from_dict(rows)
 
 
@@ -100,7 +103,8 @@ def grpo_args(config: TrainConfig, out_dir: Path, *, progress: bool = True) -> A
         # Pinned, not left to the installed TRL's defaults (they changed across releases):
         # token-mean loss over the batch and group-std advantages, as verl's GRPO does.
         loss_type=g.loss_type,
-        scale_rewards=g.scale_rewards,
+        # A std floor rescales TRL's centred (unscaled) advantages itself: see floored_group_advantages.
+        scale_rewards="none" if g.advantage_std_floor > 0 else g.scale_rewards,
         max_completion_length=g.max_completion_tokens,
         logging_steps=1,
         save_strategy="steps",
@@ -116,6 +120,56 @@ def grpo_args(config: TrainConfig, out_dir: Path, *, progress: bool = True) -> A
         activation_checkpointing=g.gradient_checkpointing,  # pays off for big models on GPU only
         log_completions=False,
     )
+
+
+def floored_group_advantages(centred: Any, group_size: int, floor: float) -> Any:
+    """Group-normalised advantages with a floor on the divisor.
+
+    TRL's ``scale_rewards: group`` divides each group's centred rewards by ``std + 1e-4``.
+    When a group's rewards differ only by self-certainty (a few hundredths), that turns
+    the tie-break into unit-size advantages, as strong as a right-versus-wrong answer. Here
+    the divisor is ``max(std, floor)``: groups spread wider than ``floor`` are normalised
+    exactly as before, narrower ones keep advantages below ``spread / floor``.
+
+    Args:
+        centred: ``reward - group mean`` per completion (TRL's advantages under
+            ``scale_rewards: none``), consecutive ``group_size`` entries per group.
+        group_size: completions per prompt (``num_generations``).
+        floor: the smallest divisor, in reward units (> 0).
+
+    Returns:
+        A tensor of the same shape: ``centred / max(group std, floor)`` (std with
+        Bessel's correction, as TRL's).
+
+    Raises:
+        ValueError: ``floor`` <= 0, or a length that is not whole groups.
+    """
+    if not floor > 0:
+        raise ValueError(f"floor must be > 0, got {floor}")
+    if group_size < 2 or centred.numel() % group_size:
+        raise ValueError(f"{centred.numel()} advantages are not whole groups of {group_size}")
+    groups = centred.reshape(-1, group_size)
+    std = groups.std(dim=1, keepdim=True)  # centred: the group mean is already 0
+    return (groups / std.clamp(min=floor)).reshape(centred.shape)
+
+
+def _trainer_class(std_floor: float) -> type:
+    """TRL's ``GRPOTrainer``, or with ``std_floor`` > 0 a subclass that rescales each
+    generation batch's advantages by :func:`floored_group_advantages`."""
+    from trl import GRPOTrainer
+
+    if std_floor <= 0:
+        return GRPOTrainer
+
+    class FlooredStdGRPOTrainer(GRPOTrainer):
+        def _generate_and_score_completions(self, inputs: Any) -> Any:
+            out = super()._generate_and_score_completions(inputs)
+            # Whole groups arrive together: the generation batch is sampled group by group
+            # and split into micro-batches (and shuffled) only after this call.
+            out["advantages"] = floored_group_advantages(out["advantages"], self.num_generations, std_floor)
+            return out
+
+    return FlooredStdGRPOTrainer
 
 
 def run_grpo(
@@ -149,8 +203,6 @@ def run_grpo(
     Raises:
         ValueError: no states, or a bad reward config.
     """
-    from trl import GRPOTrainer
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # The trainer builds its frozen KL reference from the policy's name_or_path, so the
@@ -183,7 +235,7 @@ def run_grpo(
             truncate_metrics(log_path, int(checkpoint.name.split("-")[-1]))
         elif log_path.exists():
             log_path.unlink()  # a fresh run starts fresh logs
-    trainer = GRPOTrainer(
+    trainer = _trainer_class(config.grpo.advantage_std_floor)(
         model=model,
         reward_funcs=[reward],
         args=grpo_args(config, out, progress=progress),

@@ -110,74 +110,93 @@ def plot_training(metrics: Sequence[dict[str, Any]], out_dir: str | os.PathLike[
     return written
 
 
-def rollout_type_shares(rollouts: Sequence[dict[str, Any]]) -> dict[str, dict[int, dict[str, float]]]:
-    """Per gold action type and GRPO step, the share of each predicted type among the rollouts.
+ROLLOUT_GROUPINGS: tuple[str, ...] = ("gold", "page_type")
+
+
+def rollout_type_shares(rollouts: Sequence[dict[str, Any]],
+                        by: str = "gold") -> dict[str, dict[int, dict[str, float]]]:
+    """Per gold action type (or page type) and GRPO step, the share of each predicted type
+    among the rollouts.
 
     Args:
         rollouts: records of ``grpo/rollouts.jsonl`` (``step``, ``gold`` action JSON,
-            ``predicted`` type; see :class:`training.grpo_reward.ShopR1Reward`). Records
-            without a step or a readable gold type are skipped.
+            ``predicted`` type, ``page_type`` where the data names one; see
+            :class:`training.grpo_reward.ShopR1Reward`). Records without a step or a
+            readable gold type (or page type) are skipped.
+        by: ``"gold"`` (the logged action's type) or ``"page_type"``.
 
     Returns:
-        ``{gold type: {step: {predicted type: share}}}``; each step's shares sum to 1.
+        ``{gold or page type: {step: {predicted type: share}}}``; each step's shares sum to 1.
+
+    Raises:
+        ValueError: an unknown ``by``.
     """
+    if by not in ROLLOUT_GROUPINGS:
+        raise ValueError(f"by must be one of {', '.join(ROLLOUT_GROUPINGS)}, got {by!r}")
     counts: dict[str, dict[int, dict[str, int]]] = {}
     for record in rollouts:
         try:
-            gold = str(json.loads(record["gold"])["type"])
+            key = str(json.loads(record["gold"])["type"]) if by == "gold" else str(record["page_type"])
             step = int(record["step"])
         except (KeyError, TypeError, ValueError):
-            continue  # a torn line or an older log: nothing to place
-        tally = counts.setdefault(gold, {}).setdefault(step, {})
+            continue  # a torn line, an older log, data without page types: nothing to place
+        tally = counts.setdefault(key, {}).setdefault(step, {})
         kind = str(record.get("predicted", "invalid"))
         tally[kind] = tally.get(kind, 0) + 1
-    return {gold: {step: {kind: n / sum(tally.values()) for kind, n in tally.items()}
-                   for step, tally in sorted(by_step.items())}
-            for gold, by_step in sorted(counts.items())}
+    return {key: {step: {kind: n / sum(tally.values()) for kind, n in tally.items()}
+                  for step, tally in sorted(by_step.items())}
+            for key, by_step in sorted(counts.items())}
 
 
 def plot_rollout_types(rollouts: Sequence[dict[str, Any]], out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Plot :func:`rollout_type_shares`: one panel per gold type, one line per predicted type.
+    """Plot :func:`rollout_type_shares`: one panel per gold type (and one figure more with a
+    panel per page type, where the rollouts name page types), one line per predicted type.
 
     ``terminate`` rising on terminate-gold states is the policy learning when the shopper
     leaves; ``terminate`` taking over the click- and query-gold panels is terminate hacking.
-    The batch-wide ``predicted_types.png`` cannot tell the two apart.
+    The batch-wide ``predicted_types.png`` cannot tell the two apart. By page type, leaving
+    learnt by page rises on search results and stays low on cart and checkout pages.
 
     Args:
         rollouts: records of ``grpo/rollouts.jsonl``.
-        out_dir: where ``rollout_types_by_gold.png`` goes.
+        out_dir: where ``rollout_types_by_gold.png`` (and ``rollout_types_by_page.png``) go.
 
     Returns:
-        The PNG written (none when no record can be placed).
+        The PNGs written (none when no record can be placed).
     """
+    written = []
+    for by, label, name in (("gold", "gold", "rollout_types_by_gold.png"),
+                            ("page_type", "page", "rollout_types_by_page.png")):
+        shares = rollout_type_shares(rollouts, by=by)
+        if shares:
+            written.append(_plot_type_shares(shares, label, Path(out_dir) / name))
+    return written
+
+
+def _plot_type_shares(shares: dict[str, dict[int, dict[str, float]]], label: str, target: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shares = rollout_type_shares(rollouts)
-    if not shares:
-        return []
     kinds = sorted({kind for by_step in shares.values() for row in by_step.values() for kind in row})
     fig, axes = plt.subplots(1, len(shares), figsize=(3.8 * len(shares), 3.2), squeeze=False, sharey=True)
-    for ax, (gold, by_step) in zip(axes[0], shares.items(), strict=True):
+    for ax, (key, by_step) in zip(axes[0], shares.items(), strict=True):
         steps = list(by_step)
         for kind in kinds:
             ax.plot(steps, [by_step[s].get(kind, 0.0) for s in steps], marker="o", markersize=3, label=kind)
-        ax.set_title(f"gold: {gold}", fontsize=9)
+        ax.set_title(f"{label}: {key}", fontsize=9)
         ax.set_xlabel("GRPO step")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("share of completions")
     axes[0][-1].legend(fontsize=7)
-    fig.suptitle("Predicted type by gold type (training rollouts)")
+    fig.suptitle(f"Predicted type by {label} type (training rollouts)")
     fig.tight_layout()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / "rollout_types_by_gold.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(target, dpi=100)
     plt.close(fig)
-    return [target]
+    return target
 
 
 def write_report(run_dir: str | os.PathLike[str], config: TrainConfig, rows: dict[str, dict[str, Any]],

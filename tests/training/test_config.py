@@ -161,10 +161,19 @@ def test_cli_verl_backend_dry_run_plans_and_a_real_run_without_verl_says_how_to_
     ("grpo.kl_beta=-0.1", "grpo.kl_beta"), ("sft.learning_rate=0", "sft.learning_rate"),
     ("data.test_fraction=1", "data.test_fraction"), ("data.max_prompt_tokens=0", "data.max_prompt_tokens"),
     ("precision=fp16", "precision"), ("grpo.loss_type=mean", "grpo.loss_type"),
+    ("grpo.advantage_std_floor=-0.1", "grpo.advantage_std_floor"),
+    ("grpo.advantage_std_floor=.inf", "grpo.advantage_std_floor"),
 ])
 def test_bad_values_fail_at_start_up_naming_the_key(override, key):
     with pytest.raises(ConfigError, match=f"'{key}'"):
         load_config("tiny-cpu", [override])
+
+
+@pytest.mark.parametrize("overrides", [["grpo.scale_rewards=none"], ["grpo.scale_rewards=batch"], ["backend=verl"]])
+def test_a_std_floor_needs_group_scaling_on_the_local_backend(overrides):
+    with pytest.raises(ConfigError, match="'grpo.advantage_std_floor'"):
+        load_config("tiny-cpu", ["grpo.advantage_std_floor=0.1", *overrides])
+    assert load_config("tiny-cpu", ["grpo.advantage_std_floor=0.1"]).grpo.advantage_std_floor == 0.1
 
 
 def test_zero_kl_beta_and_null_limits_are_valid():

@@ -24,7 +24,7 @@ from training.grpo_reward import (  # noqa: E402
     prompt_token_ids,
     rationale_mask,
 )
-from training.grpo_train import CHECKPOINTS, run_grpo  # noqa: E402
+from training.grpo_train import CHECKPOINTS, floored_group_advantages, run_grpo  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -99,12 +99,14 @@ def test_rollouts_are_logged_per_completion_with_the_step_the_state_and_the_brea
     golds = [GOLDS[0].to_json()] * 2 + ['{"type": "terminate"}'] * 2
     logged: dict[str, float] = {}
     got = fn(prompts=["p"] * 4, completions=texts, gold_action=golds, log_metric=logged.__setitem__,
-             session_id=["s1", "s1", "s2", "s2"], step=[0, 0, 3, 3], trainer_state=SimpleNamespace(global_step=6))
+             session_id=["s1", "s1", "s2", "s2"], step=[0, 0, 3, 3], page_type=["search", "search", "", ""],
+             trainer_state=SimpleNamespace(global_step=6))
     assert logged["reward/action_tied_groups"] == 0.5
     rows = [json.loads(line) for line in log_path.read_text().splitlines()]
     assert [r["step"] for r in rows] == [7] * 4, "the optimizer step the rollout trains"
     assert [(r["session_id"], r["state_step"]) for r in rows] == [("s1", 0), ("s1", 0), ("s2", 3), ("s2", 3)]
     assert [r["completion"] for r in rows] == texts and [r["gold"] for r in rows] == golds
+    assert [r.get("page_type") for r in rows] == ["search", "search", None, None], "unknown page types are left out"
     assert [r["exact"] for r in rows] == [True, False, False, False]
     assert [r["predicted"] for r in rows] == ["click", "click", "invalid", "invalid"]
     assert [r["total"] for r in rows] == pytest.approx(got)
@@ -113,6 +115,18 @@ def test_rollouts_are_logged_per_completion_with_the_step_the_state_and_the_brea
     fn(prompts=["p"], completions=[COMPLETIONS[2]], gold_action=['{"type": "terminate"}'],
        session_id=["s3"], step=[1], trainer_state=SimpleNamespace(global_step=7))
     assert len(log_path.read_text().splitlines()) == 5
+
+
+def test_the_grpo_dataset_names_each_state_and_its_page_type():
+    from shop_env.synthetic import generate_sessions
+    from training.grpo_train import build_grpo_dataset
+
+    sessions = generate_sessions(3, seed=1)
+    states = build_states(sessions, context="latest-step")
+    data = build_grpo_dataset(states + _states())
+    assert data["session_id"] == [s.session_id for s in states + _states()]
+    assert data["page_type"] == [s.meta["page_type"] for s in states] + [""] * len(_states())
+    assert {"home", "search"} <= set(data["page_type"])
 
 
 def test_token_offsets_tile_the_decoded_text(tiny):
@@ -269,6 +283,49 @@ def test_two_step_grpo_smoke_run_on_cpu(tiny, tmp_path):
     sources = json.loads((tmp_path / "grpo" / "reward_errors.json").read_text())["self_certainty_sources"]
     assert sources == {"generation": 4, "forward": 0}, "self-certainty came from the rollouts, not a second pass"
     assert "generate" not in vars(model)
+
+
+def test_a_std_floor_keeps_wide_groups_normalised_and_shrinks_self_certainty_ties():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    rewards = st.lists(st.floats(-1e3, 1e3, allow_nan=False, width=32), min_size=4, max_size=4)
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(rewards, min_size=1, max_size=5), st.floats(1e-3, 10.0))
+    def check(groups, floor):
+        r = torch.tensor(groups, dtype=torch.float64)
+        centred = (r - r.mean(dim=1, keepdim=True)).reshape(-1)
+        out = floored_group_advantages(centred, 4, floor).reshape(-1, 4)
+        std = r.std(dim=1, keepdim=True)
+        trl_group = (r - r.mean(dim=1, keepdim=True)) / (std + 1e-4)  # TRL's scale_rewards: group
+        wide = (std >= floor).squeeze(1)
+        assert torch.allclose(out[wide], trl_group[wide], rtol=1e-3, atol=1e-3)
+        assert torch.all(out.abs() <= centred.reshape(-1, 4).abs() / floor + 1e-9)
+        assert torch.allclose(out.sum(dim=1), torch.zeros(len(groups), dtype=torch.float64), atol=1e-6)
+
+    check()
+    # Two right-type answers against two wrong ones stay unit-size; a tie broken only by
+    # self-certainty (0.01 apart) no longer is.
+    out = floored_group_advantages(torch.tensor([0.3, 0.3, -0.3, -0.3]), 4, 0.1)
+    assert torch.allclose(out, torch.tensor([0.866, 0.866, -0.866, -0.866]), atol=1e-3)
+    assert floored_group_advantages(torch.tensor([0.005, -0.005, 0.005, -0.005]), 4, 0.1).abs().max() <= 0.05
+    with pytest.raises(ValueError, match="whole groups"):
+        floored_group_advantages(torch.zeros(6), 4, 0.1)
+    with pytest.raises(ValueError, match="floor"):
+        floored_group_advantages(torch.zeros(4), 4, 0.0)
+
+
+def test_grpo_with_a_std_floor_runs_and_logs_like_the_default(tiny, tmp_path):
+    from training.models import load_model
+
+    model, tokenizer = load_model("tiny", sessions=three_step_sessions(), out_dir=tmp_path / "m")
+    config = _tiny_config(2, save_steps=2)
+    config.grpo.advantage_std_floor = 0.1
+    final = run_grpo(config, model, tokenizer, _states(), tmp_path / "grpo", progress=False)
+    assert (final / "config.json").is_file()
+    records = read_metrics(tmp_path / "grpo" / "metrics.jsonl")
+    assert [r["step"] for r in records] == [1, 2] and all("reward/total" in r for r in records)
 
 
 def test_interrupted_grpo_resumes_from_last_checkpoint(tiny, tmp_path):

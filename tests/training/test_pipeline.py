@@ -43,14 +43,16 @@ def test_report_has_table_timings_plots_and_config(tmp_path):
                 "predicted/click": 1.0 - 0.2 * s, "predicted/terminate": 0.2 * s}
                for s in (1, 2, 3)]
     (run / "grpo" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    rollouts = [{"step": s, "gold": json.dumps({"type": "terminate"}), "predicted": "terminate"} for s in (1, 2, 3)]
+    rollouts = [{"step": s, "gold": json.dumps({"type": "terminate"}), "predicted": "terminate", "page_type": "search"}
+                for s in (1, 2, 3)]
     (run / "grpo" / "rollouts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rollouts))
     config = load_config("tiny-cpu")
     table = write_report(run, config, _rows(), timings={"sft": 12.0}, wall_s=20.0)
     report = (run / "report.md").read_text()
     assert table in report and "Shop-R1" in table and "Zero-shot" in table
     assert "| sft | 12.0 |" in report and "grpo:" in report
-    for name in ("rewards.png", "exact_match.png", "kl_loss.png", "predicted_types.png", "rollout_types_by_gold.png"):
+    for name in ("rewards.png", "exact_match.png", "kl_loss.png", "predicted_types.png", "rollout_types_by_gold.png",
+                 "rollout_types_by_page.png"):
         png = run / "plots" / name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"plots/{name}" in report
@@ -94,7 +96,7 @@ def test_plots_skip_an_empty_log(tmp_path):
     assert plot_rollout_types([{"step": 1, "gold": "{torn"}, {"gold": json.dumps({"type": "click"})}], tmp_path) == []
 
 
-def test_rollout_shares_split_terminate_learning_from_terminate_hacking():
+def test_rollout_shares_split_terminate_learning_from_terminate_hacking(tmp_path):
     def row(step, gold, predicted):
         return {"step": step, "gold": json.dumps({"type": gold}), "predicted": predicted}
 
@@ -104,6 +106,16 @@ def test_rollout_shares_split_terminate_learning_from_terminate_hacking():
     shares = rollout_type_shares(rollouts)
     assert shares == {"click": {1: {"click": 1.0}, 2: {"terminate": 0.5, "invalid": 0.5}},
                       "terminate": {1: {"click": 0.5, "terminate": 0.5}, 2: {"terminate": 1.0}}}
+    # By page: leaving learnt on results pages, not on the cart.
+    for record, page in zip(rollouts, ["search", "search", "cart", "search", "cart", "cart"], strict=False):
+        record["page_type"] = page
+    assert rollout_type_shares(rollouts, by="page_type") == {
+        "cart": {1: {"click": 1.0}, 2: {"terminate": 0.5, "invalid": 0.5}},
+        "search": {1: {"click": 0.5, "terminate": 0.5}, 2: {"terminate": 1.0}}}
+    assert [p.name for p in plot_rollout_types(rollouts, tmp_path)] == ["rollout_types_by_gold.png",
+                                                                       "rollout_types_by_page.png"]
+    with pytest.raises(ValueError, match="page_type"):
+        rollout_type_shares(rollouts, by="session")
 
 
 QUICK = ["data.sessions=synthetic:16?seed=3", "sft.max_steps=2", "sft.batch_size=2", "grpo.steps=2",

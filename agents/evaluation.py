@@ -183,13 +183,14 @@ def prediction_record(state: Any, text: Any, config: Any, *,
 
     Returns:
         ``session_id, step, gold, response, pred, valid, error, exact_match, type_match,
-        self_certainty, reward`` (the breakdown dict). Never raises on bad model output:
-        an unparsable answer is recorded as invalid with the parse error and zero reward.
+        self_certainty, reward`` (the breakdown dict), and ``page_type`` where the state's
+        ``meta`` names one (synthetic data). Never raises on bad model output: an unparsable
+        answer is recorded as invalid with the parse error and zero reward.
     """
     text = text if isinstance(text, str) else ""
     gold: Action = state.gold
     scored = rewards.score_answer(text, gold, config, self_certainty=self_certainty)
-    return {
+    record = {
         "session_id": str(state.session_id),
         "step": int(state.step),
         "gold": gold.to_dict(),
@@ -202,6 +203,10 @@ def prediction_record(state: Any, text: Any, config: Any, *,
         "self_certainty": self_certainty,
         "reward": scored.breakdown.to_dict(),
     }
+    page_type = (getattr(state, "meta", None) or {}).get("page_type")
+    if page_type:
+        record["page_type"] = str(page_type)
+    return record
 
 
 def load_predictions(path: str | os.PathLike[str], *, truncate_partial: bool = False,
@@ -281,7 +286,59 @@ def summarize(records: Sequence[Mapping[str, Any]], config: Any = None) -> dict[
         for field in _REWARD_FIELDS
     }
     metrics["confusion"] = confusion_counts(golds, preds)
+    pages = by_page_type(records)
+    if pages:
+        metrics["by_page_type"] = pages
     return metrics
+
+
+def by_page_type(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Exact match and the predicted-type mix per page type, for records that name one.
+
+    Where a model leaves the shop (``terminate`` on results pages, not at checkout) is what
+    the overall type mix hides.
+
+    Args:
+        records: scored records (:func:`prediction_record`); those without ``page_type`` are
+            left out.
+
+    Returns:
+        ``{page type: {"n", "exact_match", "type_accuracy", "gold_type_share",
+        "predicted_type_share" ({type or "invalid": share})}}`` (fractions, like
+        :func:`summarize`'s), sorted by page type; empty when no record names a page type.
+    """
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for record in records:
+        if record.get("page_type"):
+            groups.setdefault(str(record["page_type"]), []).append(record)
+    out: dict[str, dict[str, Any]] = {}
+    for page, group in sorted(groups.items()):
+        n = len(group)
+        predicted = Counter(str((r.get("pred") or {}).get("type", "invalid")) for r in group)
+        gold = Counter(str(r["gold"]["type"]) for r in group)
+        out[page] = {
+            "n": n,
+            "exact_match": sum(bool(r.get("exact_match")) for r in group) / n,
+            "type_accuracy": sum(bool(r.get("type_match")) for r in group) / n,
+            "gold_type_share": {kind: c / n for kind, c in sorted(gold.items())},
+            "predicted_type_share": {kind: c / n for kind, c in sorted(predicted.items())},
+        }
+    return out
+
+
+def page_type_table(pages: Mapping[str, Mapping[str, Any]]) -> str:
+    """A markdown table of :func:`by_page_type` (empty string for no page types)."""
+    if not pages:
+        return ""
+    kinds = sorted({k for row in pages.values() for k in (*row["gold_type_share"], *row["predicted_type_share"])})
+    head = "| Page | States | Exact | Type acc | " + " | ".join(f"{k}: logged / answered" for k in kinds) + " |"
+    lines = [head, "|---|" + "---:|" * (3 + len(kinds))]
+    for page, row in pages.items():
+        mix = " | ".join(f"{100 * row['gold_type_share'].get(k, 0.0):.0f}% / "
+                         f"{100 * row['predicted_type_share'].get(k, 0.0):.0f}%" for k in kinds)
+        lines.append(f"| {page} | {row['n']} | {100 * row['exact_match']:.1f} | {100 * row['type_accuracy']:.1f} "
+                     f"| {mix} |")
+    return "\n".join(lines) + "\n"
 
 
 def compare_predictions(records: Mapping[tuple[str, int], Mapping[str, Any]],
@@ -397,6 +454,9 @@ def write_outputs(out: Path, label: str, metrics: Mapping[str, Any]) -> None:
         f"![action-type confusion]({CONFUSION})",
         "",
     ]
+    if metrics.get("by_page_type"):
+        lines += ["By page type (where the data names one): each type's share among the logged actions and "
+                  "among the answers.", "", page_type_table(metrics["by_page_type"])]
     (out / REPORT).write_text("\n".join(lines), encoding="utf-8")
 
 

@@ -110,6 +110,25 @@ def test_evaluate_writes_predictions_metrics_report_and_plot(states: list, tmp_p
     assert share["terminate"] == pytest.approx(predicted.count("terminate") / len(records))
 
 
+def test_the_report_breaks_answers_down_by_page_type(states: list, tmp_path: Path) -> None:
+    metrics = evaluate(OracleAgent.from_states(states), states, tmp_path, progress=False)
+    records = lines_of(tmp_path / PREDICTIONS)
+    assert [r["page_type"] for r in records] == [s.meta["page_type"] for s in states]
+    pages = metrics["by_page_type"]
+    assert sum(row["n"] for row in pages.values()) == len(states)
+    home = [r for r in records if r["page_type"] == "home"]
+    assert pages["home"]["exact_match"] == pytest.approx(sum(r["exact_match"] for r in home) / len(home))
+    for row in pages.values():
+        assert sum(row["predicted_type_share"].values()) == pytest.approx(1.0)
+        assert sum(row["gold_type_share"].values()) == pytest.approx(1.0)
+    report = (tmp_path / REPORT).read_text()
+    assert "By page type" in report and "| home |" in report and "terminate: logged / answered" in report
+    # Data without page types (real logs) get no section.
+    bare = [type(s)(s.session_id, s.step, s.observation, s.gold) for s in states]
+    assert "by_page_type" not in evaluate(RandomAgent(seed=1), bare, tmp_path / "bare", progress=False)
+    assert "By page type" not in (tmp_path / "bare" / REPORT).read_text()
+
+
 def test_oracle_scores_close_to_the_ceiling(sessions: list, states: list, tmp_path: Path) -> None:
     metrics = evaluate(OracleAgent.from_states(states), states, tmp_path, progress=False)
     ceiling = oracle_ceiling(sessions)

@@ -237,6 +237,7 @@ def write_report(run_dir: str | os.PathLike[str], config: TrainConfig, rows: dic
         "",
     ]
     lines += paired_section(comparisons or {}, "SFT")
+    lines += page_type_section(rows)
     if timings:
         lines += ["## Timings (s)", "", "| stage | seconds |", "|---|---:|"]
         lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
@@ -252,6 +253,30 @@ def write_report(run_dir: str | os.PathLike[str], config: TrainConfig, rows: dic
                "versus_sft": comparisons or {}}
     (root / "results.json").write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
     return table
+
+
+def page_type_section(rows: dict[str, dict[str, Any]]) -> list[str]:
+    """Report lines comparing the rows per page type: exact match and the share of answers
+    that ``terminate`` (with the logged share first), for rows whose metrics have
+    ``by_page_type`` (:func:`agents.evaluation.by_page_type`); none when no row has it."""
+    paged = {label: m["by_page_type"] for label, m in rows.items() if m.get("by_page_type")}
+    if not paged:
+        return []
+    pages = sorted({page for by_page in paged.values() for page in by_page})
+    first = next(iter(paged.values()))
+    lines = ["## By page type", "",
+             "Exact match (%) / share of answers that `terminate` (%), per page type of the states.", "",
+             "| Model | " + " | ".join(f"{p} ({first[p]['n']})" if p in first else p for p in pages) + " |",
+             "|---|" + "---:|" * len(pages)]
+    logged = " | ".join(f"- / {100 * first[p]['gold_type_share'].get('terminate', 0.0):.0f}" if p in first else "-"
+                        for p in pages)
+    lines.append(f"| logged actions | {logged} |")
+    for label, by_page in paged.items():
+        cells = " | ".join(
+            f"{100 * by_page[p]['exact_match']:.1f} / {100 * by_page[p]['predicted_type_share'].get('terminate', 0.0):.0f}"
+            if p in by_page else "-" for p in pages)
+        lines.append(f"| {label} | {cells} |")
+    return lines + [""]
 
 
 def _keys_with(records: Sequence[dict[str, Any]], prefix: str) -> list[str]:

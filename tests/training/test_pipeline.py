@@ -51,6 +51,7 @@ def test_report_has_table_timings_plots_and_config(tmp_path):
     report = (run / "report.md").read_text()
     assert table in report and "Shop-R1" in table and "Zero-shot" in table
     assert "| sft | 12.0 |" in report and "grpo:" in report
+    assert "## By page type" not in report, "no row names page types"
     for name in ("rewards.png", "exact_match.png", "kl_loss.png", "predicted_types.png", "rollout_types_by_gold.png",
                  "rollout_types_by_page.png"):
         png = run / "plots" / name
@@ -89,6 +90,26 @@ def test_report_compares_every_row_with_sft_on_the_same_states(tmp_path):
     assert list(versus_sft(ev, rows)) == ["Shop-R1"]
     (ev / EVAL_DIRS[SFT_ROW] / "predictions.jsonl").unlink()
     assert versus_sft(ev, rows) == {}
+
+
+def test_the_report_compares_rows_by_page_type(tmp_path):
+    from agents.evaluation import by_page_type
+
+    def record(page, gold, pred):
+        return {"page_type": page, "gold": {"type": gold}, "pred": {"type": pred}, "exact_match": gold == pred,
+                "type_match": gold == pred}
+
+    sft = [record("search", "terminate", "click"), record("search", "click", "click"), record("cart", "click", "click")]
+    rl = [record("search", "terminate", "terminate"), record("search", "click", "terminate"),
+          record("cart", "click", "click")]
+    rows = _rows()
+    rows["SFT"] = dict(rows["Zero-shot"], by_page_type=by_page_type(sft))
+    rows["Shop-R1"] = dict(rows["Shop-R1"], by_page_type=by_page_type(rl))
+    write_report(tmp_path, load_config("tiny-cpu"), rows)
+    report = (tmp_path / "report.md").read_text()
+    assert "| Model | cart (1) | search (2) |" in report
+    assert "| logged actions | - / 0 | - / 50 |" in report
+    assert "| SFT | 100.0 / 0 | 50.0 / 0 |" in report and "| Shop-R1 | 100.0 / 0 | 50.0 / 100 |" in report
 
 
 def test_plots_skip_an_empty_log(tmp_path):

@@ -7,6 +7,9 @@ answers against the logged actions:
 
 * **the leaving rule**: ``terminate`` where the shopper leaves with probability >= ``t``, the
   model's own answer elsewhere (one row per ``t``);
+* **the page rule**: ``terminate`` on every page of one type (search results, product...),
+  the model's own answer elsewhere (one row per page type). Unlike the shopper's leaving
+  probability, the page type is in the observation: a policy can learn this rule;
 * **the model's answer or terminate, whichever a reward expects to pay more**: once by the
   expected Shop-R1 action reward (hierarchical with DARS; format and self-certainty are the
   same for any valid answer and left out), once by the expected exact match (the binary
@@ -64,6 +67,22 @@ def shopper_distributions(session_ids: Iterable[str]) -> dict[tuple[str, int], t
     return out
 
 
+def page_types(session_ids: Iterable[str]) -> dict[tuple[str, int], str]:
+    """``{(session_id, step): page type}`` of synthetic sessions, simulated again from their ids.
+
+    Raises:
+        ValueError: an id that is not a synthetic session id.
+    """
+    from shop_env.synthetic import generate_session, parse_session_id
+
+    out: dict[tuple[str, int], str] = {}
+    for sid in sorted(set(session_ids)):
+        seed, index = parse_session_id(sid)
+        for step_index, step in enumerate(generate_session(seed, index).steps):
+            out[(sid, step_index)] = str(step.meta.get("page_type", ""))
+    return out
+
+
 def expected(score: Callable[[Action | None, Action], float], answer: Action | None, dist: Distribution) -> float:
     """The expectation of ``score(answer, next action)`` over the shopper's distribution."""
     return sum(p * score(answer, gold) for gold, p in dist)
@@ -72,7 +91,8 @@ def expected(score: Callable[[Action | None, Action], float], answer: Action | N
 def headroom(records: Mapping[tuple[str, int], Mapping[str, Any]],
              shopper: Mapping[tuple[str, int], tuple[Action, Distribution]],
              thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-             config: RewardConfig | None = None) -> dict[str, dict[str, Any]]:
+             config: RewardConfig | None = None,
+             pages: Mapping[tuple[str, int], str] | None = None) -> dict[str, dict[str, Any]]:
     """Metrics of the model's answers and of the policies built on them (module docstring).
 
     Args:
@@ -80,6 +100,7 @@ def headroom(records: Mapping[tuple[str, int], Mapping[str, Any]],
         shopper: :func:`shopper_distributions` of the same sessions.
         thresholds: the leaving probabilities ``t`` of the leaving-rule rows.
         config: the Shop-R1 reward settings (None: the paper's, :class:`rewards.RewardConfig`).
+        pages: each state's page type (:func:`page_types`); None leaves out the page-rule rows.
 
     Returns:
         ``{row label: compute_metrics(...)}`` with session-bootstrap intervals, the model's own
@@ -120,6 +141,9 @@ def headroom(records: Mapping[tuple[str, int], Mapping[str, Any]],
     for t in thresholds:
         policies[f"terminate where P(leave) >= {t:g}, else the model"] = [
             TERMINATE if p >= t and p > 0 else a for a, p in zip(own, leave, strict=True)]
+    for page in sorted({pages[k] for k in keys if pages.get(k)} if pages is not None else ()):
+        policies[f"terminate on every {page} page, else the model"] = [
+            TERMINATE if pages.get(k) == page else a for k, a in zip(keys, own, strict=True)]
     policies["model or terminate, by expected Shop-R1 reward"] = or_terminate(shop_r1)
     policies["model or terminate, by expected exact match"] = or_terminate(exact)
     policies["Shop-R1 reward's optimum (shopper's actions)"] = optimum(shop_r1)
@@ -133,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python benchmarks/headroom.py",
         description="Score policies built on a model's answers on the simulated shop: the leaving rule at "
-                    "several probabilities, the model-or-terminate choice each reward prefers, and each "
+                    "several probabilities, terminate on every page of one type, the model-or-terminate "
+                    "choice each reward prefers, and each "
                     "reward's optimum. Needs an evaluation of synthetic sessions.",
     )
     parser.add_argument("evaluation", type=Path, help="evaluation directory with predictions.jsonl (e.g. runs/x/eval/sft)")
@@ -151,7 +176,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         if not path.is_file():
             raise ValueError(f"{args.evaluation}: no {PREDICTIONS} (not an evaluation directory)")
         records = load_predictions(path)
-        rows = headroom(records, shopper_distributions(k[0] for k in records), args.thresholds)
+        sessions = sorted({k[0] for k in records})
+        rows = headroom(records, shopper_distributions(sessions), args.thresholds, pages=page_types(sessions))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -77,6 +77,14 @@ def test_rows_score_the_leaving_rule_each_reward_choice_and_the_optima(evaluated
     assert (rows["Shop-R1 reward's optimum (shopper's actions)"]["predicted_type_share"]["terminate"]
             <= rows["exact match's optimum (oracle)"]["predicted_type_share"]["terminate"])
     assert "exact_match_ci" in own and own["n"] == len(states)
+    # The page rule: terminate on every page of one type, the model's answer elsewhere.
+    search = rows["terminate on every search page, else the model"]
+    on_search = [s for s in states if s.meta["page_type"] == "search"]
+    assert search["predicted_type_share"]["terminate"] == pytest.approx(len(on_search) / len(states))
+    assert search["exact_match"] == pytest.approx(
+        sum(s.gold.type == "terminate" for s in on_search) / len(states))
+    assert {label for label in rows if label.startswith("terminate on every ")} == {
+        f"terminate on every {page} page, else the model" for page in {s.meta["page_type"] for s in states}}
 
 
 def test_a_state_the_shop_would_not_produce_is_refused(evaluated):

@@ -48,6 +48,23 @@ TERMINATE = Action("terminate")
 Distribution = list[tuple[Action, float]]
 
 
+def simulated_steps(session_ids: Iterable[str]) -> dict[tuple[str, int], Any]:
+    """``{(session_id, step): Step}`` of synthetic sessions, simulated again from their ids with
+    the shopper's distribution kept (``Step.meta["action_distribution"]``, ``["page_type"]``).
+
+    Raises:
+        ValueError: an id that is not a synthetic session id.
+    """
+    from shop_env.synthetic import generate_session, parse_session_id
+
+    out: dict[tuple[str, int], Any] = {}
+    for sid in sorted(set(session_ids)):
+        seed, index = parse_session_id(sid)
+        for step_index, step in enumerate(generate_session(seed, index, keep_distribution=True).steps):
+            out[(sid, step_index)] = step
+    return out
+
+
 def shopper_distributions(session_ids: Iterable[str]) -> dict[tuple[str, int], tuple[Action, Distribution]]:
     """``{(session_id, step): (logged action, shopper distribution)}`` of synthetic sessions,
     simulated again from their ids.
@@ -55,32 +72,19 @@ def shopper_distributions(session_ids: Iterable[str]) -> dict[tuple[str, int], t
     Raises:
         ValueError: an id that is not a synthetic session id.
     """
-    from shop_env.synthetic import generate_session, parse_session_id
-
-    out: dict[tuple[str, int], tuple[Action, Distribution]] = {}
-    for sid in sorted(set(session_ids)):
-        seed, index = parse_session_id(sid)
-        session = generate_session(seed, index, keep_distribution=True)
-        for step_index, step in enumerate(session.steps):
-            dist = [(Action.from_dict(d["action"]), float(d["prob"])) for d in step.meta["action_distribution"]]
-            out[(sid, step_index)] = (step.action, dist)
-    return out
+    return distributions(simulated_steps(session_ids))
 
 
-def page_types(session_ids: Iterable[str]) -> dict[tuple[str, int], str]:
-    """``{(session_id, step): page type}`` of synthetic sessions, simulated again from their ids.
+def distributions(steps: Mapping[tuple[str, int], Any]) -> dict[tuple[str, int], tuple[Action, Distribution]]:
+    """``{(session_id, step): (logged action, shopper distribution)}`` of :func:`simulated_steps`."""
+    return {key: (step.action, [(Action.from_dict(d["action"]), float(d["prob"]))
+                                for d in step.meta["action_distribution"]])
+            for key, step in steps.items()}
 
-    Raises:
-        ValueError: an id that is not a synthetic session id.
-    """
-    from shop_env.synthetic import generate_session, parse_session_id
 
-    out: dict[tuple[str, int], str] = {}
-    for sid in sorted(set(session_ids)):
-        seed, index = parse_session_id(sid)
-        for step_index, step in enumerate(generate_session(seed, index).steps):
-            out[(sid, step_index)] = str(step.meta.get("page_type", ""))
-    return out
+def page_types(steps: Mapping[tuple[str, int], Any]) -> dict[tuple[str, int], str]:
+    """``{(session_id, step): page type}`` of :func:`simulated_steps` (``""`` where unnamed)."""
+    return {key: str(step.meta.get("page_type", "")) for key, step in steps.items()}
 
 
 def expected(score: Callable[[Action | None, Action], float], answer: Action | None, dist: Distribution) -> float:
@@ -176,8 +180,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         if not path.is_file():
             raise ValueError(f"{args.evaluation}: no {PREDICTIONS} (not an evaluation directory)")
         records = load_predictions(path)
-        sessions = sorted({k[0] for k in records})
-        rows = headroom(records, shopper_distributions(sessions), args.thresholds, pages=page_types(sessions))
+        steps = simulated_steps(k[0] for k in records)  # simulated once: distributions and page types
+        rows = headroom(records, distributions(steps), args.thresholds, pages=page_types(steps))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

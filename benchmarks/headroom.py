@@ -15,7 +15,13 @@ answers against the logged actions:
   same for any valid answer and left out), once by the expected exact match (the binary
   reward). It shows whether a reward's optimum even asks for the leaving rule;
 * **a reward's optimum**: the action the shopper might take that the reward expects to pay most
-  (for exact match that is the oracle).
+  (for exact match that is the oracle). It knows the shopper's latent intent, which no model sees;
+* **a reward's observable optimum** (``--bayes-samples``, on by default): the answer the reward
+  expects to pay most under the Bayes posterior predictive of the next action given only the
+  session so far (:mod:`shop_env.synthetic.posterior`). For exact match it is the best any
+  model that reads the observation can score: the honest ceiling. For the Shop-R1 reward it is
+  where a policy trained to the reward's optimum ends up; the **observable leaving rule** puts
+  ``terminate`` on top of it wherever the posterior probability of leaving is >= ``t``.
 
     python benchmarks/headroom.py runs/smol/eval/sft --json headroom.json
 
@@ -42,6 +48,8 @@ from shop_env.actions import Action
 #: Probabilities of leaving scored by the leaving-rule rows by default.
 DEFAULT_THRESHOLDS = (0.6, 0.5, 0.4, 0.35, 0.3, 0.2)
 MODEL_ROW = "model's own answers"
+#: Intents drawn per category for the observable-optimum rows by default.
+DEFAULT_BAYES_SAMPLES = 200
 TERMINATE = Action("terminate")
 
 #: One state's shopper distribution: each action it could take with its probability.
@@ -87,6 +95,49 @@ def page_types(steps: Mapping[tuple[str, int], Any]) -> dict[tuple[str, int], st
     return {key: str(step.meta.get("page_type", "")) for key, step in steps.items()}
 
 
+def observable_predictives(session_ids: Iterable[str], samples_per_category: int = DEFAULT_BAYES_SAMPLES,
+                           progress: bool = False) -> dict[tuple[str, int], Any]:
+    """``{(session_id, step): StepPosterior}`` of synthetic sessions: the posterior predictive of the
+    next action given the history only (:func:`shop_env.synthetic.posterior.posterior_predictive`).
+
+    Args:
+        session_ids: synthetic session ids (all of one seed's shop).
+        samples_per_category: intents drawn from the prior per category
+            (:meth:`shop_env.synthetic.posterior.IntentSample.draw`).
+        progress: show a tqdm progress bar.
+
+    Raises:
+        ValueError: an id that is not a synthetic session id, or ids of several seeds.
+    """
+    from shop_env.synthetic import build_catalog, parse_session_id
+    from shop_env.synthetic.posterior import IntentSample, posterior_predictive
+
+    ids = sorted(set(session_ids))
+    seeds = {parse_session_id(sid)[0] for sid in ids}
+    if len(seeds) > 1:
+        raise ValueError(f"sessions of several shops (seeds {sorted(seeds)}): evaluate one at a time")
+    if not ids:
+        return {}
+    samples = IntentSample.draw(build_catalog(seeds.pop()), samples_per_category)
+    if progress:
+        from tqdm import tqdm
+
+        ids = tqdm(ids, desc="posterior predictives", unit="session")
+    return {(sid, t): step for sid in ids for t, step in enumerate(posterior_predictive(sid, samples))}
+
+
+def posterior_note(posteriors: Mapping[tuple[str, int], Any], keys: Iterable[tuple[str, int]]) -> str:
+    """One line on how well the sampled posterior is resolved at the scored states."""
+    chosen = [posteriors[k] for k in keys]
+    if not chosen:
+        return "Posterior: no states."
+    ess = sorted(p.effective_samples for p in chosen)
+    lost = sum(not p.consistent for p in chosen)
+    return (f"Posterior over {len(chosen)} states: median effective sample size {ess[len(ess) // 2]:.0f} "
+            f"(10th percentile {ess[len(ess) // 10]:.0f}); {lost} states with no draw that explains the history "
+            "(scored with the prior predictive there).")
+
+
 def expected(score: Callable[[Action | None, Action], float], answer: Action | None, dist: Distribution) -> float:
     """The expectation of ``score(answer, next action)`` over the shopper's distribution."""
     return sum(p * score(answer, gold) for gold, p in dist)
@@ -96,7 +147,8 @@ def headroom(records: Mapping[tuple[str, int], Mapping[str, Any]],
              shopper: Mapping[tuple[str, int], tuple[Action, Distribution]],
              thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
              config: RewardConfig | None = None,
-             pages: Mapping[tuple[str, int], str] | None = None) -> dict[str, dict[str, Any]]:
+             pages: Mapping[tuple[str, int], str] | None = None,
+             observable: Mapping[tuple[str, int], Distribution] | None = None) -> dict[str, dict[str, Any]]:
     """Metrics of the model's answers and of the policies built on them (module docstring).
 
     Args:
@@ -105,6 +157,9 @@ def headroom(records: Mapping[tuple[str, int], Mapping[str, Any]],
         thresholds: the leaving probabilities ``t`` of the leaving-rule rows.
         config: the Shop-R1 reward settings (None: the paper's, :class:`rewards.RewardConfig`).
         pages: each state's page type (:func:`page_types`); None leaves out the page-rule rows.
+        observable: each state's posterior predictive given the history (``[(action, p), ...]``,
+            the ``predictive`` of :func:`observable_predictives`); None leaves out the
+            observable-optimum rows.
 
     Returns:
         ``{row label: compute_metrics(...)}`` with session-bootstrap intervals, the model's own
@@ -152,6 +207,19 @@ def headroom(records: Mapping[tuple[str, int], Mapping[str, Any]],
     policies["model or terminate, by expected exact match"] = or_terminate(exact)
     policies["Shop-R1 reward's optimum (shopper's actions)"] = optimum(shop_r1)
     policies["exact match's optimum (oracle)"] = optimum(exact)
+    if observable is not None:
+        from shop_env.synthetic.posterior import best_answer
+
+        def observable_optimum(score: Callable[[Action | None, Action], float]) -> list[Action | None]:
+            return [best_answer(observable[k], score) for k in keys]
+
+        shop_r1_best = observable_optimum(shop_r1)
+        policies["Shop-R1 reward's observable optimum (Bayes)"] = shop_r1_best
+        policies["exact match's observable optimum (Bayes)"] = observable_optimum(exact)
+        seen_leave = [sum(p for action, p in observable[k] if action.type == "terminate") for k in keys]
+        for t in thresholds:
+            policies[f"terminate where observable P(leave) >= {t:g}, else the Shop-R1 observable optimum"] = [
+                TERMINATE if p >= t and p > 0 else a for a, p in zip(shop_r1_best, seen_leave, strict=True)]
     sessions = [k[0] for k in keys]
     return {label: compute_metrics(preds, golds, config, session_ids=sessions) for label, preds in policies.items()}
 
@@ -162,12 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python benchmarks/headroom.py",
         description="Score policies built on a model's answers on the simulated shop: the leaving rule at "
                     "several probabilities, terminate on every page of one type, the model-or-terminate "
-                    "choice each reward prefers, and each "
-                    "reward's optimum. Needs an evaluation of synthetic sessions.",
+                    "choice each reward prefers, each "
+                    "reward's optimum with the shopper's hidden intent, and each reward's observable optimum "
+                    "(Bayes posterior given the session so far). Needs an evaluation of synthetic sessions.",
     )
     parser.add_argument("evaluation", type=Path, help="evaluation directory with predictions.jsonl (e.g. runs/x/eval/sft)")
     parser.add_argument("--thresholds", type=float, nargs="+", default=list(DEFAULT_THRESHOLDS), metavar="T",
                         help="leaving probabilities t of the leaving-rule rows (default: %(default)s)")
+    parser.add_argument("--bayes-samples", type=int, default=DEFAULT_BAYES_SAMPLES, metavar="N",
+                        help="intents drawn per category for the observable-optimum rows; 0 leaves them out "
+                             "(default: %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the rows as JSON to PATH")
     return parser
 
@@ -181,11 +254,19 @@ def main(argv: Iterable[str] | None = None) -> int:
             raise ValueError(f"{args.evaluation}: no {PREDICTIONS} (not an evaluation directory)")
         records = load_predictions(path)
         steps = simulated_steps(k[0] for k in records)  # simulated once: distributions and page types
-        rows = headroom(records, distributions(steps), args.thresholds, pages=page_types(steps))
+        if args.bayes_samples < 0:
+            raise ValueError(f"--bayes-samples must be >= 0, got {args.bayes_samples}")
+        posteriors = (observable_predictives((k[0] for k in records), args.bayes_samples,
+                                             progress=not args.no_progress) if args.bayes_samples else None)
+        observable = {k: p.predictive for k, p in posteriors.items()} if posteriors is not None else None
+        rows = headroom(records, distributions(steps), args.thresholds, pages=page_types(steps),
+                        observable=observable)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(markdown_table(rows))
+    if posteriors is not None:
+        print(f"\n{posterior_note(posteriors, records)}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=2), encoding="utf-8")

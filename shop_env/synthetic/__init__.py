@@ -7,6 +7,8 @@ shopper model's most likely action (``oracle_action``) and its probability (``or
 Public API: :func:`generate_sessions`, :func:`generate_session` (one session, optionally with
 the shopper's whole action distribution per step), :func:`parse_session_id`,
 :func:`sample_page`, :func:`oracle_ceiling`, :func:`build_catalog`. CLI: ``python -m shop_env.synthetic --help``.
+:mod:`shop_env.synthetic.posterior` gives what an observer can know of the next action: the
+Bayes posterior predictive given the session so far (the oracle knows the shopper's intent).
 """
 
 from shop_env.synthetic.catalog import CATEGORIES, Catalog, Product, build_catalog

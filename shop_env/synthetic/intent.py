@@ -91,9 +91,19 @@ class Intent:
         return score
 
 
-def sample_intent(rng: random.Random, catalog: Catalog) -> Intent:
-    """Draw a shopper intent; budgets are anchored on the category's real prices."""
-    spec = rng.choice(CATEGORIES)
+def sample_intent(rng: random.Random, catalog: Catalog, category: str | None = None) -> Intent:
+    """Draw a shopper intent; budgets are anchored on the category's real prices.
+
+    Args:
+        rng: the random source (the session's own, in :func:`~shop_env.synthetic.generate_session`).
+        catalog: the shop's catalog; the intent's target product is one of its products.
+        category: draw from the prior conditioned on this category key (the rest of the draw
+            is unchanged); None draws the category too, uniformly.
+
+    Raises:
+        KeyError: ``category`` is not a catalog category key.
+    """
+    spec = rng.choice(CATEGORIES) if category is None else CATEGORY_BY_KEY[category]
     target = rng.choice(catalog.by_category[spec.key])
     style = rng.choices(STYLES, weights=(4, 3, 2, 1))[0]
     budget = int(target.price * rng.uniform(0.9, 1.6)) + 1

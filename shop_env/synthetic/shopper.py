@@ -140,11 +140,16 @@ class Shopper:
     # -- deciding ---------------------------------------------------------------------
     def decide(self, page: PrunedPage) -> Decision:
         """Build the action distribution on ``page`` and sample from it."""
-        cands = self._merge(self.candidates(page))
+        cands = self.merged_candidates(page)
         total = sum(c.weight for c in cands)
         oracle = max(cands, key=lambda c: c.weight)  # max keeps the first on ties
         chosen = self.rng.choices(cands, weights=[c.weight for c in cands])[0]
         return Decision(chosen, oracle, oracle.weight / total, [(c.action, c.weight / total) for c in cands])
+
+    def merged_candidates(self, page: PrunedPage) -> list[Candidate]:
+        """:meth:`candidates` with each distinct action once (weights added, the first kind kept)
+        and zero weights dropped: the unnormalised distribution :meth:`decide` samples from."""
+        return self._merge(self.candidates(page))
 
     @staticmethod
     def _merge(cands: list[Candidate]) -> list[Candidate]:

@@ -51,8 +51,10 @@ def test_the_recorded_distribution_is_the_one_the_shopper_sampled_from():
 def test_rows_score_the_leaving_rule_each_reward_choice_and_the_optima(evaluated, tmp_path, capsys):
     root, states = evaluated
     out = tmp_path / "rows.json"
-    assert main([str(root / "never"), "--thresholds", "2", "0", "--json", str(out)]) == 0
-    assert f"| {RULE_0} |" in capsys.readouterr().out
+    assert main([str(root / "never"), "--thresholds", "2", "0", "--bayes-samples", "30", "--no-progress",
+                 "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"| {RULE_0} |" in printed and f"Posterior over {len(states)} states: median effective sample size" in printed
     rows = json.loads(out.read_text())
     own = rows[MODEL_ROW]
     assert own["exact_match"] == 0.0 and rows["terminate where P(leave) >= 2, else the model"] == own
@@ -85,6 +87,16 @@ def test_rows_score_the_leaving_rule_each_reward_choice_and_the_optima(evaluated
         sum(s.gold.type == "terminate" for s in on_search) / len(states))
     assert {label for label in rows if label.startswith("terminate on every ")} == {
         f"terminate on every {page} page, else the model" for page in {s.meta["page_type"] for s in states}}
+    # The observable optima see only the history. Under one posterior, the Shop-R1 reward (DARS)
+    # leaves only where exact match would too (0.3 P(leave) >= 1000 P(a) implies P(leave) >= P(a)).
+    # The observable leaving rule at 0 leaves wherever the posterior gives leaving any chance,
+    # which includes every state the shopper left from.
+    observable = rows["Shop-R1 reward's observable optimum (Bayes)"]
+    assert (observable["predicted_type_share"]["terminate"]
+            <= rows["exact match's observable optimum (Bayes)"]["predicted_type_share"]["terminate"])
+    assert observable["n"] == len(states) and "exact_match_ci" in observable
+    rule = rows["terminate where observable P(leave) >= 0, else the Shop-R1 observable optimum"]
+    assert rule["per_type"]["terminate"]["exact_match"] == 1.0
 
 
 def test_a_state_the_shop_would_not_produce_is_refused(evaluated):
@@ -107,3 +119,6 @@ def test_user_errors_exit_2_with_a_message(evaluated, tmp_path, capsys):
     (bad / "predictions.jsonl").write_text(json.dumps(record) + "\n")
     assert main([str(bad)]) == 2
     assert "not a synthetic session id" in capsys.readouterr().err
+    root, _ = evaluated
+    assert main([str(root / "never"), "--bayes-samples", "-1"]) == 2
+    assert "--bayes-samples must be >= 0" in capsys.readouterr().err

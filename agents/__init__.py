@@ -1,7 +1,7 @@
 """Agents that answer ShopReplay observations with response text (docs/architecture.md §4).
 
 ``make_agent(spec)`` builds one from a spec string: ``random``, ``majority``,
-``heuristic``, ``oracle``, ``hf:<dir-or-id>``, ``openai:MODEL@URL``, ``vllm:<path>``.
+``heuristic``, ``oracle``, ``bayes``, ``hf:<dir-or-id>``, ``openai:MODEL@URL``, ``vllm:<path>``.
 ``ChatCompletionsClient`` is the shared client for OpenAI-compatible chat endpoints.
 Model-backed agents are loaded lazily: importing ``agents`` never imports torch.
 """
@@ -15,7 +15,7 @@ from agents.registry import AGENT_SPECS, make_agent
 from shop_env.lazy import lazy_exports
 
 if TYPE_CHECKING:  # editors and type checkers see the lazy names
-    from agents.baselines import HeuristicAgent, MajorityAgent, OracleAgent, RandomAgent
+    from agents.baselines import BayesAgent, HeuristicAgent, MajorityAgent, OracleAgent, RandomAgent
     from agents.chat_client import ChatCompletionsClient, ChatRequestError
     from agents.openai_agent import OpenAICompatibleAgent
     from agents.transformers_agent import Generation, TransformersAgent
@@ -25,6 +25,7 @@ __all__ = [
     "AGENT_SPECS",
     "Agent",
     "BaseAgent",
+    "BayesAgent",
     "ChatCompletionsClient",
     "ChatRequestError",
     "Generation",
@@ -43,6 +44,7 @@ _LAZY = {
     "MajorityAgent": "agents.baselines",
     "HeuristicAgent": "agents.baselines",
     "OracleAgent": "agents.baselines",
+    "BayesAgent": "agents.baselines",
     "OpenAICompatibleAgent": "agents.openai_agent",
     "ChatCompletionsClient": "agents.chat_client",
     "ChatRequestError": "agents.chat_client",

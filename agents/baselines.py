@@ -1,4 +1,5 @@
-"""Baseline agents: random, majority, hand-written heuristics, and the synthetic oracle.
+"""Baseline agents: random, majority, hand-written heuristics, the synthetic oracle and its
+observable counterpart (the Bayes-optimal answer given the session so far).
 
 Every baseline answers a valid response (docs/architecture.md §4) built with
 :class:`shop_env.actions.Response`, so their scores measure the action, never the format.
@@ -250,6 +251,84 @@ class OracleAgent(BaseAgent):
 
     def __repr__(self) -> str:
         return f"OracleAgent(states={len(self.lookup)})"
+
+
+class BayesAgent(BaseAgent):
+    """Answers the most likely next action given only what the observation shows (synthetic data).
+
+    The oracle reads the shopper's hidden intent; no model can. This agent answers the action
+    that maximises expected exact match under the Bayes posterior predictive of the next
+    action given the session's logged history
+    (:func:`shop_env.synthetic.posterior.posterior_predictive`): the best any model that sees
+    the pages and the past actions can expect to score, i.e. the honest ceiling.
+    """
+
+    name = "bayes"
+
+    def __init__(self, lookup: Mapping[tuple[str, int], Action]) -> None:
+        self.lookup = dict(lookup)
+
+    @classmethod
+    def from_states(cls, states: Iterable[Any], *, samples_per_category: int | None = None,
+                    progress: bool = False) -> BayesAgent:
+        """Compute the answer of every state (``session_id``, ``step``) of synthetic sessions.
+
+        Args:
+            states: e.g. :func:`shop_env.observations.build_states` output, of one synthetic shop.
+            samples_per_category: intents drawn from the prior per category (None: the
+                posterior module's default).
+            progress: show a tqdm progress bar over sessions.
+
+        Raises:
+            ValueError: a state of a session that is not synthetic, or sessions of several shops.
+        """
+        from rewards.action import exact_match
+        from shop_env.synthetic import build_catalog, parse_session_id
+        from shop_env.synthetic.posterior import (
+            DEFAULT_SAMPLES_PER_CATEGORY,
+            IntentSample,
+            best_answer,
+            posterior_predictive,
+        )
+
+        wanted = {(str(s.session_id), int(s.step)) for s in states}
+        ids = sorted({sid for sid, _ in wanted})
+        seeds = {parse_session_id(sid)[0] for sid in ids}
+        if len(seeds) > 1:
+            raise ValueError(f"states of several synthetic shops (seeds {sorted(seeds)}): build one agent per shop")
+        lookup: dict[tuple[str, int], Action] = {}
+        if not ids:
+            return cls(lookup)
+        samples = IntentSample.draw(build_catalog(seeds.pop()), samples_per_category or DEFAULT_SAMPLES_PER_CATEGORY)
+        sessions: Iterable[str] = ids
+        if progress:
+            from tqdm import tqdm
+
+            sessions = tqdm(ids, desc="bayes: posterior predictives", unit="session")
+
+        def exact(pred: Action, gold: Action) -> float:
+            return float(exact_match(pred, gold))
+
+        for sid in sessions:
+            for step, post in enumerate(posterior_predictive(sid, samples)):
+                if (sid, step) in wanted:
+                    lookup[(sid, step)] = best_answer(post.predictive, exact)
+        return cls(lookup)
+
+    def act(self, observation: Observation) -> str:
+        """Return the Bayes answer of the observation's (session_id, step).
+
+        Raises:
+            KeyError: the agent was not built with that state.
+        """
+        key = (str(observation.get("session_id")), int(observation.get("step", -1)))
+        action = self.lookup.get(key)
+        if action is None:
+            raise KeyError(f"BayesAgent has no answer for session {key[0]!r} step {key[1]}")
+        return answer(action)
+
+    def __repr__(self) -> str:
+        return f"BayesAgent(states={len(self.lookup)})"
 
 
 def _oracle_action(meta: Any, gold: Action, key: tuple[str, int], fallback_to_gold: bool) -> Action:

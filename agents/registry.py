@@ -16,6 +16,7 @@ AGENT_SPECS: tuple[str, ...] = (
     "majority",
     "heuristic",
     "oracle",
+    "bayes",
     "hf:<dir-or-hub-id>",
     "openai:MODEL@URL",
     "vllm:<path>",
@@ -27,14 +28,14 @@ def make_agent(spec: str, **kwargs: Any) -> Agent:
 
     Args:
         spec: one of :data:`AGENT_SPECS`:
-            ``random``, ``majority``, ``heuristic``, ``oracle`` (baselines),
+            ``random``, ``majority``, ``heuristic``, ``oracle``, ``bayes`` (baselines),
             ``hf:<dir-or-hub-id>`` (:class:`~agents.transformers_agent.TransformersAgent`),
             ``openai:MODEL@URL`` (:class:`~agents.openai_agent.OpenAICompatibleAgent`, e.g.
             ``openai:gpt-4o@http://127.0.0.1:8000/v1``) and ``vllm:<path>``
             (:class:`~agents.vllm_agent.VLLMAgent`).
         **kwargs: passed to the agent's constructor. ``majority`` needs ``states`` (the
             training states it is fitted on); ``oracle`` needs ``states`` or ``sessions``
-            carrying ``meta["oracle_action"]``.
+            carrying ``meta["oracle_action"]``; ``bayes`` needs ``states`` of synthetic sessions.
 
     Returns:
         The agent.
@@ -90,6 +91,11 @@ def _make_baseline(name: str, kwargs: dict[str, Any]) -> Agent:
         if sessions is not None:
             return baselines.OracleAgent.from_sessions(sessions, **kwargs)
         raise ValueError("make_agent('oracle') needs states=... or sessions=... carrying meta['oracle_action']")
+    if name == "bayes":
+        states = kwargs.pop("states", None)
+        if states is None:
+            raise ValueError("make_agent('bayes') needs states=<states of synthetic sessions>")
+        return baselines.BayesAgent.from_states(states, **kwargs)
     raise ValueError(f"unknown agent spec {name!r}; {_valid_forms()}")
 
 

@@ -104,6 +104,8 @@ def agent_kwargs(spec: str, args: argparse.Namespace, train_states: Any = None, 
         return {"states": train_states}
     if kind == "oracle":
         return {"states": states}
+    if kind == "bayes":
+        return {"states": states, "progress": not args.no_progress}
     if kind == "hf":
         return {**common, "top_p": args.top_p, "max_new_tokens": args.max_new_tokens,
                 "batch_size": args.batch_size, "device": args.device, "seed": args.seed}

@@ -56,8 +56,10 @@ class Row:
 
 
 ROWS: dict[str, Row] = {
+    "random": Row("Random", "Tab. 2", stage="agent:random"),
     "heuristic": Row("Heuristic", "Tab. 2", stage="agent:heuristic"),
     "oracle": Row("Oracle ceiling", "Tab. 2", stage="agent:oracle"),
+    "bayes": Row("Observable ceiling (Bayes)", "Tab. 2", stage="agent:bayes"),
     "zero-shot": Row("Zero-shot", "Tab. 2", stage="base"),
     "rl-binary": Row("RL (binary)", "Tab. 2", "rl-binary"),
     "sft": Row("SFT", "Tab. 2", stage="sft"),

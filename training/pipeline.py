@@ -23,11 +23,16 @@ from typing import Any
 from training.config import TrainConfig
 
 DONE = "DONE"
+#: Seconds each stage has taken over every attempt of a run (kept across ``--resume``).
+STAGE_SECONDS = "stage_seconds.json"
 #: Row labels of the results table (paper Tab. 2 names).
 ZERO_SHOT, SFT_ROW, SHOP_R1, ORACLE = "Zero-shot", "SFT", "Shop-R1", "Oracle ceiling"
-HEURISTIC = "Heuristic"
+#: The ceiling a model can reach: the Bayes-optimal answer given the observation (synthetic data).
+OBSERVABLE = "Observable ceiling (Bayes)"
+HEURISTIC, RANDOM = "Heuristic", "Random"
 #: The eval sub-directory of each row the pipeline writes (a row's ``predictions.jsonl`` lives there).
-EVAL_DIRS = {ZERO_SHOT: "zero-shot", SFT_ROW: "sft", HEURISTIC: "heuristic", ORACLE: "oracle"}
+EVAL_DIRS = {ZERO_SHOT: "zero-shot", SFT_ROW: "sft", RANDOM: "random", HEURISTIC: "heuristic", ORACLE: "oracle",
+             OBSERVABLE: "bayes"}
 RL_EVAL_DIR = "shop-r1"
 
 
@@ -111,6 +116,17 @@ def load_saved(path: str | os.PathLike[str]) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     return AutoModelForCausalLM.from_pretrained(str(path)), AutoTokenizer.from_pretrained(str(path))
+
+
+def _read_stage_seconds(run_dir: Path) -> dict[str, float]:
+    """The per-stage seconds of earlier attempts (``{}`` when none, or the file is unreadable)."""
+    try:
+        saved = json.loads((run_dir / STAGE_SECONDS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(saved, dict):
+        return {}
+    return {str(k): float(v) for k, v in saved.items() if isinstance(v, (int, float))}
 
 
 def _done(path: Path) -> bool:
@@ -198,14 +214,16 @@ def baseline_stage(config: TrainConfig, data: PipelineData, spec: str, out_dir: 
                    progress: bool = True) -> dict[str, Any]:
     """A baseline agent (``heuristic``, ``oracle``, ...) scored on the evaluation states like a model.
 
-    ``oracle`` is the simulated shopper's own most likely action (synthetic data only).
+    ``oracle`` is the simulated shopper's own most likely action, ``bayes`` the most likely
+    action given the session so far (both synthetic data only).
     """
     from agents import make_agent
     from agents.evaluation import evaluate
 
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    kwargs = {"oracle": {"states": data.eval_states}, "majority": {"states": data.train_states}}.get(spec, {})
+    kwargs = {"oracle": {"states": data.eval_states}, "majority": {"states": data.train_states},
+              "random": {"seed": config.seed}, "bayes": {"states": data.eval_states, "progress": progress}}.get(spec, {})
     agent = make_agent(spec, **kwargs)
     return evaluate(agent, data.eval_states, out_dir, config=config.reward_config(),
                     batch_size=config.eval.batch_size, resume=False, progress=progress)
@@ -285,14 +303,23 @@ def run_pipeline(config: TrainConfig, out_root: str | os.PathLike[str] = "runs",
             if (run_dir / sub).exists():
                 shutil.rmtree(run_dir / sub)
         (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+        (run_dir / STAGE_SECONDS).unlink(missing_ok=True)
     write_resolved_config(config, run_dir)
     timings: dict[str, float] = {}
+    # A resumed stage takes seconds to reuse what an earlier attempt made: the report shows the
+    # seconds of every attempt too, interrupted ones included, so a resumed run's cost is not lost.
+    spent = _read_stage_seconds(run_dir) if resume else {}
 
     def timed(name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         t0 = time.perf_counter()
         say(f"{name} ...")
-        out = fn(*args, **kwargs)
-        timings[name] = round(time.perf_counter() - t0, 1)
+        try:
+            out = fn(*args, **kwargs)
+        finally:
+            elapsed = time.perf_counter() - t0
+            spent[name] = round(spent.get(name, 0.0) + elapsed, 1)
+            (run_dir / STAGE_SECONDS).write_text(json.dumps(spent, indent=1), encoding="utf-8")
+        timings[name] = round(elapsed, 1)
         say(f"{name} done in {timings[name]:.1f}s")
         return out
 
@@ -320,13 +347,20 @@ def run_pipeline(config: TrainConfig, out_root: str | os.PathLike[str] = "runs",
             shutil.copyfile(run_dir / "grpo" / METRICS_FILE, run_dir / METRICS_FILE)
         rows[rl_label(config)] = timed("eval shop-r1", eval_stage, config, model, tokenizer, data, ev / RL_EVAL_DIR,
                               resume=resume, progress=progress)
+    # The floor and the ceiling on the same states: a uniformly random valid action, the rule-based
+    # heuristic, the shopper's own most likely action.
+    rows[RANDOM] = timed("eval random", baseline_stage, config, data, "random", ev / EVAL_DIRS[RANDOM],
+                         progress=progress)
     rows[HEURISTIC] = timed("eval heuristic", baseline_stage, config, data, "heuristic", ev / EVAL_DIRS[HEURISTIC],
                             progress=progress)
     try:
         rows[ORACLE] = timed("eval oracle", oracle_stage, config, data, ev / EVAL_DIRS[ORACLE], progress=progress)
-    except Exception as err:  # real logs have no shopper model: the ceiling is simply absent
+        # The oracle reads the shopper's hidden intent; this ceiling sees what a model sees.
+        rows[OBSERVABLE] = timed("eval bayes", baseline_stage, config, data, "bayes", ev / EVAL_DIRS[OBSERVABLE],
+                                 progress=progress)
+    except Exception as err:  # real logs have no shopper model: the ceilings are simply absent
         say(f"no oracle ceiling for this data: {type(err).__name__}: {err}")
     wall = time.perf_counter() - started
     table = write_report(run_dir, config, rows, timings=timings, wall_s=wall, split_rule=data.split_rule,
-                         comparisons=versus_sft(ev, rows))
+                         comparisons=versus_sft(ev, rows), all_attempts={k: spent[k] for k in timings})
     return PipelineResult(run_dir, rows, table, wall, timings)

@@ -199,10 +199,34 @@ def _plot_type_shares(shares: dict[str, dict[int, dict[str, float]]], label: str
     return target
 
 
+def timings_section(timings: dict[str, float], wall_s: float | None, all_attempts: dict[str, float]) -> list[str]:
+    """The "Timings (s)" section: seconds per stage of this invocation, plus a column with every
+    attempt's seconds when a resumed run's earlier attempts took longer than this one."""
+    resumed = any(all_attempts.get(k, v) > v + 0.05 for k, v in timings.items())
+    if not resumed:
+        lines = ["## Timings (s)", "", "| stage | seconds |", "|---|---:|"]
+        lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
+        if wall_s is not None:
+            lines.append(f"| **total** | {wall_s:.1f} |")
+        return lines + [""]
+    lines = ["## Timings (s)", "", "This run was resumed: *all attempts* adds the seconds of the earlier attempts, "
+             "interrupted ones included, to this one's.", "",
+             "| stage | this attempt | all attempts |", "|---|---:|---:|"]
+    lines += [f"| {k} | {v:.1f} | {all_attempts.get(k, v):.1f} |" for k, v in timings.items()]
+    if wall_s is not None:
+        total = sum(all_attempts.get(k, v) for k, v in timings.items())
+        lines.append(f"| **total** | {wall_s:.1f} | {total:.1f} |")
+    return lines + [""]
+
+
 def write_report(run_dir: str | os.PathLike[str], config: TrainConfig, rows: dict[str, dict[str, Any]],
                  *, timings: dict[str, float] | None = None, wall_s: float | None = None,
-                 split_rule: str = "", comparisons: dict[str, dict[str, Any]] | None = None) -> str:
+                 split_rule: str = "", comparisons: dict[str, dict[str, Any]] | None = None,
+                 all_attempts: dict[str, float] | None = None) -> str:
     """Write ``report.md``, ``results.json`` and the plots of a run; return the table.
+
+    ``timings`` are this invocation's seconds per stage; ``all_attempts`` the seconds of every
+    attempt of a resumed run (shown in a second column where they differ).
 
     ``split_rule`` says how train and test were split (:func:`shop_env.sessions.split_rule`).
     ``comparisons`` (row label -> :func:`agents.evaluation.compare_predictions` against the
@@ -239,17 +263,14 @@ def write_report(run_dir: str | os.PathLike[str], config: TrainConfig, rows: dic
     lines += paired_section(comparisons or {}, "SFT")
     lines += page_type_section(rows)
     if timings:
-        lines += ["## Timings (s)", "", "| stage | seconds |", "|---|---:|"]
-        lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
-        if wall_s is not None:
-            lines.append(f"| **total** | {wall_s:.1f} |")
-        lines.append("")
+        lines += timings_section(timings, wall_s, all_attempts or {})
     if plots:
         lines += ["## Training curves", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
     lines += ["## Resolved config", "", "```yaml", config.to_yaml().rstrip(), "```", ""]
     root.mkdir(parents=True, exist_ok=True)
     (root / "report.md").write_text("\n".join(lines), encoding="utf-8")
-    payload = {"name": config.name, "rows": rows, "timings": timings or {}, "wall_s": wall_s, "split_rule": split_rule,
+    payload = {"name": config.name, "rows": rows, "timings": timings or {},
+               "timings_all_attempts": all_attempts or {}, "wall_s": wall_s, "split_rule": split_rule,
                "versus_sft": comparisons or {}}
     (root / "results.json").write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
     return table

@@ -163,10 +163,18 @@ def test_whole_pipeline_cli_runs_and_resumes(tmp_path):
                  "sft/final/config.json", "plots/rewards.png", "plots/exact_match.png"):
         assert (run / path).is_file(), path
     assert [r["step"] for r in read_metrics(run / "grpo" / "metrics.jsonl")] == [1, 2]
+    first_seconds = json.loads((run / "results.json").read_text())["timings"]
+    assert "| stage | seconds |" in (run / "report.md").read_text(), "one attempt: one column"
     again = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "SFT: reusing" in again.stderr and "GRPO: reusing" in again.stderr
     assert "Zero-shot" in again.stdout and "Zero-shot" in (run / "report.md").read_text()
+    # The reused stages took a moment this time; the report keeps what the first attempt spent.
+    resumed = json.loads((run / "results.json").read_text())
+    for stage in ("sft", "grpo"):
+        assert resumed["timings_all_attempts"][stage] == pytest.approx(
+            first_seconds[stage] + resumed["timings"][stage], abs=0.11)
+    assert "| stage | this attempt | all attempts |" in (run / "report.md").read_text()
     assert [r["step"] for r in read_metrics(run / "grpo" / "metrics.jsonl")] == [1, 2]
 
 

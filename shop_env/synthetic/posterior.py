@@ -13,6 +13,11 @@ from the intent prior, stratified by category (``samples_per_category`` intents 
 the prior of each category, weighted by the category's prior share): the same draws serve
 every session, and after the first action most of them have likelihood 0.
 
+The evidence is the pages and the logged actions: what a ``latest-step`` prompt shows. A
+``whole-session`` prompt also shows the logged rationales of past steps, which can name the
+intent outright ("a trekking pack under $338"); there this posterior ignores evidence a model
+has, and its optimum is a lower bound on what a model can reach.
+
 The shopper's state after a step (pages viewed, filters tried, cart, searches made) is a
 function of the logged actions only, so one replay of the logged actions gives the state
 every sampled intent is scored in.

@@ -260,7 +260,9 @@ class BayesAgent(BaseAgent):
     that maximises expected exact match under the Bayes posterior predictive of the next
     action given the session's logged history
     (:func:`shop_env.synthetic.posterior.posterior_predictive`): the best any model that sees
-    the pages and the past actions can expect to score, i.e. the honest ceiling.
+    the pages and the past actions can expect to score, i.e. the honest ceiling of
+    ``latest-step`` prompts (``whole-session`` prompts also show past rationales, which can name
+    the intent: there it is a lower bound on the ceiling).
     """
 
     name = "bayes"

@@ -191,7 +191,32 @@ class HeuristicAgent(BaseAgent):
         return answer(Action("terminate"))
 
 
-class OracleAgent(BaseAgent):
+class _LookupAgent(BaseAgent):
+    """An agent whose answers were computed ahead for each ``(session_id, step)`` it may be asked."""
+
+    #: What the lookup holds, for the error of a state it lacks.
+    answer_kind = "answer"
+
+    def __init__(self, lookup: Mapping[tuple[str, int], Action]) -> None:
+        self.lookup = dict(lookup)
+
+    def act(self, observation: Observation) -> str:
+        """Return the precomputed answer of the observation's (session_id, step).
+
+        Raises:
+            KeyError: the agent was not built with that state.
+        """
+        key = (str(observation.get("session_id")), int(observation.get("step", -1)))
+        action = self.lookup.get(key)
+        if action is None:
+            raise KeyError(f"{type(self).__name__} has no {self.answer_kind} for session {key[0]!r} step {key[1]}")
+        return answer(action)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(states={len(self.lookup)})"
+
+
+class OracleAgent(_LookupAgent):
     """Answers the synthetic shopper model's most likely action for each state.
 
     The observation does not carry it, so the oracle holds a lookup
@@ -201,9 +226,7 @@ class OracleAgent(BaseAgent):
     """
 
     name = "oracle"
-
-    def __init__(self, lookup: Mapping[tuple[str, int], Action]) -> None:
-        self.lookup = dict(lookup)
+    answer_kind = "oracle action"
 
     @classmethod
     def from_states(cls, states: Iterable[Any], *, fallback_to_gold: bool = False) -> OracleAgent:
@@ -237,23 +260,8 @@ class OracleAgent(BaseAgent):
                 lookup[key] = _oracle_action(step.meta, step.action, key, fallback_to_gold)
         return cls(lookup)
 
-    def act(self, observation: Observation) -> str:
-        """Return the oracle action of the observation's (session_id, step).
 
-        Raises:
-            KeyError: the oracle was not built with that state.
-        """
-        key = (str(observation.get("session_id")), int(observation.get("step", -1)))
-        action = self.lookup.get(key)
-        if action is None:
-            raise KeyError(f"OracleAgent has no oracle action for session {key[0]!r} step {key[1]}")
-        return answer(action)
-
-    def __repr__(self) -> str:
-        return f"OracleAgent(states={len(self.lookup)})"
-
-
-class BayesAgent(BaseAgent):
+class BayesAgent(_LookupAgent):
     """Answers the most likely next action given only what the observation shows (synthetic data).
 
     The oracle reads the shopper's hidden intent; no model can. This agent answers the action
@@ -266,9 +274,6 @@ class BayesAgent(BaseAgent):
     """
 
     name = "bayes"
-
-    def __init__(self, lookup: Mapping[tuple[str, int], Action]) -> None:
-        self.lookup = dict(lookup)
 
     @classmethod
     def from_states(cls, states: Iterable[Any], *, samples_per_category: int | None = None,
@@ -316,21 +321,6 @@ class BayesAgent(BaseAgent):
                 if (sid, step) in wanted:
                     lookup[(sid, step)] = best_answer(post.predictive, exact)
         return cls(lookup)
-
-    def act(self, observation: Observation) -> str:
-        """Return the Bayes answer of the observation's (session_id, step).
-
-        Raises:
-            KeyError: the agent was not built with that state.
-        """
-        key = (str(observation.get("session_id")), int(observation.get("step", -1)))
-        action = self.lookup.get(key)
-        if action is None:
-            raise KeyError(f"BayesAgent has no answer for session {key[0]!r} step {key[1]}")
-        return answer(action)
-
-    def __repr__(self) -> str:
-        return f"BayesAgent(states={len(self.lookup)})"
 
 
 def _oracle_action(meta: Any, gold: Action, key: tuple[str, int], fallback_to_gold: bool) -> Action:

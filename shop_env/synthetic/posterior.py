@@ -41,7 +41,7 @@ from shop_env.synthetic.catalog import CATEGORIES, Catalog, build_catalog
 from shop_env.synthetic.generate import generate_session, parse_session_id
 from shop_env.synthetic.intent import Intent, sample_intent
 from shop_env.synthetic.render import page_kind, render
-from shop_env.synthetic.shopper import Shopper
+from shop_env.synthetic.shopper import Shopper, Targets
 from shop_env.webpage.prune import prune_html
 
 #: Intents drawn per category by default: ~50 per product noun (10 categories x 4 nouns).
@@ -143,9 +143,10 @@ def posterior_predictive(session_id: str, samples: IntentSample) -> list[StepPos
         weights = {i: math.exp(base[i] - top) for i in users}
         mixture: dict[Action, float] = {}
         likelihood: dict[int, float] = {}
+        targets = Targets(page)  # the same page for every draw
         for i in users:
             probe.intent = samples.intents[i]
-            cands = probe.merged_candidates(page)
+            cands = probe.merged_candidates(page, targets)
             total = sum(c.weight for c in cands)
             for cand in cands:
                 mixture[cand.action] = mixture.get(cand.action, 0.0) + weights[i] * cand.weight / total

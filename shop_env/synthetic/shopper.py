@@ -81,6 +81,9 @@ class Targets:
         self.clicks: dict[tuple[str, str], str] = {}
         self.inputs: set[str] = set()
         self.labelled: dict[tuple[str, str], str] = {}
+        # Lookups repeat the same texts (product titles, labels); one Targets may serve many
+        # shoppers' candidate lists on one page (shop_env.synthetic.posterior).
+        self._slugs: dict[str, str] = {}
         for name, element in page.elements.items():
             if element.kind == "input":
                 self.inputs.add(name)
@@ -91,7 +94,7 @@ class Targets:
 
     def click(self, section: str, text: str) -> str | None:
         """The name of the clickable element with ``text`` in ``section`` (None if absent)."""
-        return self.clicks.get((section, slugify(text)))
+        return self.clicks.get((section, self._slug(text)))
 
     def field(self, name: str) -> str | None:
         """``name`` if the page has a text field of that name."""
@@ -99,7 +102,13 @@ class Targets:
 
     def labelled_field(self, section: str, label: str) -> str | None:
         """The name of the text field labelled ``label`` in ``section`` (None if absent)."""
-        return self.labelled.get((section, slugify(label)))
+        return self.labelled.get((section, self._slug(label)))
+
+    def _slug(self, text: str) -> str:
+        slug = self._slugs.get(text)
+        if slug is None:
+            slug = self._slugs[text] = slugify(text)
+        return slug
 
 
 @dataclass
@@ -146,10 +155,11 @@ class Shopper:
         chosen = self.rng.choices(cands, weights=[c.weight for c in cands])[0]
         return Decision(chosen, oracle, oracle.weight / total, [(c.action, c.weight / total) for c in cands])
 
-    def merged_candidates(self, page: PrunedPage) -> list[Candidate]:
+    def merged_candidates(self, page: PrunedPage, targets: Targets | None = None) -> list[Candidate]:
         """:meth:`candidates` with each distinct action once (weights added, the first kind kept)
-        and zero weights dropped: the unnormalised distribution :meth:`decide` samples from."""
-        return self._merge(self.candidates(page))
+        and zero weights dropped: the unnormalised distribution :meth:`decide` samples from.
+        ``targets``: the page's :class:`Targets`, when the caller already built them."""
+        return self._merge(self.candidates(page, targets))
 
     @staticmethod
     def _merge(cands: list[Candidate]) -> list[Candidate]:
@@ -163,16 +173,17 @@ class Shopper:
                 merged[cand.action] = Candidate(cand.action, cand.weight, cand.kind, cand.arg)
         return list(merged.values())
 
-    def candidates(self, page: PrunedPage) -> list[Candidate]:
+    def candidates(self, page: PrunedPage, targets: Targets | None = None) -> list[Candidate]:
         """Every action the shopper would consider on ``page``, weighted.
 
         After the first action, ``terminate`` (leaving without buying) gets the weight that
-        makes its probability :meth:`leave_prob`: the calibrated per-step hazard.
+        makes its probability :meth:`leave_prob`: the calibrated per-step hazard. ``targets``:
+        the page's :class:`Targets` when the caller built them already (else built here).
         """
         st = self.state
         if st.step >= MAX_STEPS - 1:
             return [Candidate(Action("terminate"), 1.0, "terminate", "limit")]
-        targets = Targets(page)
+        targets = targets if targets is not None else Targets(page)
         view = st.view
         if isinstance(view, HomeView):
             cands = self._on_home(view, targets)

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training.precision import resolve_precision
 from training.verl_backend.overrides import (
     DataFiles,
     default_attn_implementation,
@@ -142,6 +143,13 @@ def build_plan(
     attn = default_attn_implementation()
     if attn is not None:
         notes.append(f"flash-attn is not installed here: models load with attn_implementation={attn}")
+    # A cluster's workers are not this machine: there only an explicit fp32 overrides verl's bf16.
+    if ray_address:
+        precision = "fp32" if config.precision == "fp32" else None
+    else:
+        precision = resolve_precision(config.precision)
+    if precision == "fp32":
+        notes.append("precision fp32: FSDP computes and vLLM rolls out in float32 (verl's default is bf16)")
     # A running cluster has its own resources; only a Ray that verl starts here needs the count.
     ray_cpus = None if ray_address else local_ray_cpus()
     if ray_cpus is not None:
@@ -151,7 +159,7 @@ def build_plan(
     if config.sft.enabled:
         sft_args = sft_overrides(
             config, model_path=base_model, files=files, out_dir=run_dir, nnodes=nnodes,
-            n_gpus_per_node=n_gpus_per_node, attn_implementation=attn,
+            n_gpus_per_node=n_gpus_per_node, attn_implementation=attn, precision=precision,
         )
         sft_args = merge_overrides(sft_args, sft_extra)
         if ray_address:
@@ -167,7 +175,7 @@ def build_plan(
     grpo_args = grpo_overrides(
         config, model_path=grpo_model, files=files, out_dir=run_dir, nnodes=nnodes,
         n_gpus_per_node=n_gpus_per_node, reward_config=reward.to_dict(), ray_cpus=ray_cpus,
-        attn_implementation=attn,
+        attn_implementation=attn, precision=precision,
     )
     grpo_args = merge_overrides(grpo_args, grpo_extra)
     grpo_command = [py, "-m", "training.verl_backend.entry", *grpo_args]

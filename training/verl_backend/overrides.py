@@ -138,6 +138,7 @@ def grpo_overrides(
     reward_config: Mapping[str, Any] | None = None,
     ray_cpus: int | None = None,
     attn_implementation: str | None = None,
+    precision: str | None = None,
 ) -> list[str]:
     """verl ``ppo_trainer`` overrides for the GRPO stage of a Shop-R1 run.
 
@@ -153,6 +154,9 @@ def grpo_overrides(
             (:func:`local_ray_cpus`); None leaves it to Ray (and must, on a running cluster).
         attn_implementation: the policy's attention kernel (``sdpa`` without flash-attn,
             :func:`default_attn_implementation`); None keeps verl's ``flash_attention_2``.
+        precision: the resolved precision (:func:`training.precision.resolve_precision`):
+            ``"fp32"`` makes FSDP compute and vLLM roll out in float32; None or ``"bf16"``
+            keep verl's bf16 mixed precision.
 
     Returns:
         ``key=value`` strings; keys that verl's config lacks carry Hydra's ``+`` prefix.
@@ -198,6 +202,9 @@ def grpo_overrides(
         override("actor_rollout_ref.rollout.tensor_model_parallel_size", 1),
         override("actor_rollout_ref.rollout.gpu_memory_utilization", 0.5),
         override("actor_rollout_ref.rollout.max_model_len", prompt_len + response_len),
+        *_precision_overrides("actor_rollout_ref.actor.fsdp_config", precision),
+        *_precision_overrides("actor_rollout_ref.ref.fsdp_config", precision),
+        *([override("actor_rollout_ref.rollout.dtype", "float32")] if precision == "fp32" else []),
         override("reward.custom_reward_function.path", str(REWARD_FN_PATH)),
         override("reward.custom_reward_function.name", REWARD_FN_NAME),
         override("reward.reward_manager.name", "naive"),
@@ -232,6 +239,15 @@ def grpo_overrides(
     return items
 
 
+def _precision_overrides(fsdp_key: str, precision: str | None) -> list[str]:
+    # verl's FSDP default computes in bf16 (param_dtype bf16), which a CPU without
+    # AVX512-BF16/AMX only emulates: a bf16 matmul there is ~100x slower than fp32.
+    if precision != "fp32":
+        return []
+    return [override(f"+{fsdp_key}.mixed_precision.{part}", "fp32")
+            for part in ("param_dtype", "reduce_dtype", "buffer_dtype")]
+
+
 def _attn_overrides(model_key: str, attn_implementation: str | None) -> list[str]:
     if attn_implementation is None:
         return []
@@ -247,12 +263,13 @@ def sft_overrides(
     nnodes: int = 1,
     n_gpus_per_node: int = 1,
     attn_implementation: str | None = None,
+    precision: str | None = None,
 ) -> list[str]:
     """verl ``sft_trainer_engine`` overrides for the SFT cold start (multi-turn ``messages``).
 
     The checkpoint keeps a full HF model (``checkpoint.save_contents`` has ``hf_model``) under
     ``out_dir/sft/global_step_<N>/huggingface``, which GRPO then starts from.
-    ``attn_implementation`` is as for :func:`grpo_overrides`.
+    ``attn_implementation`` and ``precision`` are as for :func:`grpo_overrides`.
     """
     sft = config.sft
     max_len = sft.max_seq_tokens
@@ -269,6 +286,7 @@ def sft_overrides(
         override("data.max_token_len_per_gpu", max(8192, max_len)),
         override("model.path", model_path),
         *_attn_overrides("model", attn_implementation),
+        *_precision_overrides("engine", precision),
         override("optim.lr", float(sft.learning_rate)),
         # sft.max_steps sets the stage's length as it does locally (HF's max_steps: the epochs
         # no longer limit it); verl stops at the end of its epochs without a final checkpoint,

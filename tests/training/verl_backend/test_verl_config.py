@@ -86,6 +86,21 @@ def test_sft_overrides_compose_with_sft_trainer(plan) -> None:
     assert "hf_model" in list(cfg.checkpoint.save_contents)
 
 
+def test_float32_overrides_compose_and_pass_validation(tmp_path) -> None:
+    from verl.utils.config import validate_config
+
+    plan = build_plan(load_config("tiny-cpu", ["backend=verl", "precision=fp32"]), out_root=tmp_path)
+    sft = _compose("sft_trainer_engine", plan.sft_command[plan.sft_command.index("verl.trainer.sft_trainer") + 1:])
+    assert dict(sft.engine.mixed_precision) == {"param_dtype": "fp32", "reduce_dtype": "fp32", "buffer_dtype": "fp32"}
+    args = plan.grpo_command[plan.grpo_command.index("training.verl_backend.entry") + 1:]
+    cfg = _compose("ppo_trainer", with_required_overrides(args))
+    OmegaConf.resolve(cfg)
+    assert cfg.actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype == "fp32"
+    assert cfg.actor_rollout_ref.ref.fsdp_config.mixed_precision.param_dtype == "fp32"
+    assert cfg.actor_rollout_ref.rollout.dtype == "float32"
+    validate_config(config=cfg, use_reference_policy=True, use_critic=False)
+
+
 def test_trainer_is_registered_by_name() -> None:
     pytest.importorskip("transfer_queue")  # verl's V1 trainer imports it
     from verl.trainer.ppo.v1 import get_trainer_cls

@@ -347,3 +347,19 @@ def test_a_rerun_reuses_the_finished_sft_stage_and_names_the_trained_model(capsy
     assert calls == ["SFT", "GRPO", "GRPO"]
     assert f"[verl] SFT: reusing {sft_model}" in second
     assert (sft_model / "prompt_settings.json").is_file()
+
+
+@pytest.mark.parametrize(("precision", "ray_address", "fp32"), [
+    ("fp32", None, True), ("fp32", "http://head:8265", True), ("auto", "http://head:8265", False)])
+def test_float32_reaches_fsdp_and_the_rollout_where_asked_or_resolved(capsys, tmp_path, precision, ray_address,
+                                                                       fp32) -> None:
+    """verl computes in bf16 by default, which a CPU without bf16 only emulates: ``precision``
+    resolved to fp32 here (or asked for explicitly on a cluster) makes FSDP and vLLM use float32."""
+    config = load_config("tiny-cpu", ["backend=verl", f"precision={precision}"])
+    plan = launch.build_plan(config, out_root=tmp_path, ray_address=ray_address)
+    sft, grpo = " ".join(plan.sft_command), " ".join(plan.grpo_command)
+    for key in ("param_dtype", "reduce_dtype", "buffer_dtype"):
+        assert (f"+engine.mixed_precision.{key}=fp32" in sft) == fp32
+        assert (f"+actor_rollout_ref.actor.fsdp_config.mixed_precision.{key}=fp32" in grpo) == fp32
+        assert (f"+actor_rollout_ref.ref.fsdp_config.mixed_precision.{key}=fp32" in grpo) == fp32
+    assert ("actor_rollout_ref.rollout.dtype=float32" in grpo) == fp32

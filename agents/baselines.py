@@ -290,36 +290,15 @@ class BayesAgent(_LookupAgent):
             ValueError: a state of a session that is not synthetic, or sessions of several shops.
         """
         from rewards.action import exact_match
-        from shop_env.synthetic import build_catalog, parse_session_id
-        from shop_env.synthetic.posterior import (
-            DEFAULT_SAMPLES_PER_CATEGORY,
-            IntentSample,
-            best_answer,
-            posterior_predictive,
-        )
-
-        wanted = {(str(s.session_id), int(s.step)) for s in states}
-        ids = sorted({sid for sid, _ in wanted})
-        seeds = {parse_session_id(sid)[0] for sid in ids}
-        if len(seeds) > 1:
-            raise ValueError(f"states of several synthetic shops (seeds {sorted(seeds)}): build one agent per shop")
-        lookup: dict[tuple[str, int], Action] = {}
-        if not ids:
-            return cls(lookup)
-        samples = IntentSample.draw(build_catalog(seeds.pop()), samples_per_category or DEFAULT_SAMPLES_PER_CATEGORY)
-        sessions: Iterable[str] = ids
-        if progress:
-            from tqdm import tqdm
-
-            sessions = tqdm(ids, desc="bayes: posterior predictives", unit="session")
+        from shop_env.synthetic.posterior import DEFAULT_SAMPLES_PER_CATEGORY, best_answer, session_posteriors
 
         def exact(pred: Action, gold: Action) -> float:
             return float(exact_match(pred, gold))
 
-        for sid in sessions:
-            for step, post in enumerate(posterior_predictive(sid, samples)):
-                if (sid, step) in wanted:
-                    lookup[(sid, step)] = best_answer(post.predictive, exact)
+        wanted = {(str(s.session_id), int(s.step)) for s in states}
+        posteriors = session_posteriors((sid for sid, _ in wanted),
+                                        samples_per_category or DEFAULT_SAMPLES_PER_CATEGORY, progress=progress)
+        lookup = {key: best_answer(posteriors[key].predictive, exact) for key in wanted if key in posteriors}
         return cls(lookup)
 
 

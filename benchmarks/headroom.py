@@ -109,21 +109,9 @@ def observable_predictives(session_ids: Iterable[str], samples_per_category: int
     Raises:
         ValueError: an id that is not a synthetic session id, or ids of several seeds.
     """
-    from shop_env.synthetic import build_catalog, parse_session_id
-    from shop_env.synthetic.posterior import IntentSample, posterior_predictive
+    from shop_env.synthetic.posterior import session_posteriors
 
-    ids = sorted(set(session_ids))
-    seeds = {parse_session_id(sid)[0] for sid in ids}
-    if len(seeds) > 1:
-        raise ValueError(f"sessions of several shops (seeds {sorted(seeds)}): evaluate one at a time")
-    if not ids:
-        return {}
-    samples = IntentSample.draw(build_catalog(seeds.pop()), samples_per_category)
-    if progress:
-        from tqdm import tqdm
-
-        ids = tqdm(ids, desc="posterior predictives", unit="session")
-    return {(sid, t): step for sid in ids for t, step in enumerate(posterior_predictive(sid, samples))}
+    return session_posteriors(session_ids, samples_per_category, progress=progress)
 
 
 def posterior_note(posteriors: Mapping[tuple[str, int], Any], keys: Iterable[tuple[str, int]]) -> str:

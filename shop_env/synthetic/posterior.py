@@ -33,7 +33,7 @@ from __future__ import annotations
 import copy
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from shop_env.actions import Action
@@ -167,6 +167,29 @@ def posterior_predictive(session_id: str, samples: IntentSample) -> list[StepPos
         replay.apply(own[0])
     return out
 
+
+
+def session_posteriors(session_ids: Iterable[str], per_category: int = DEFAULT_SAMPLES_PER_CATEGORY,
+                       progress: bool = False) -> dict[tuple[str, int], StepPosterior]:
+    """``{(session_id, step): StepPosterior}`` of synthetic sessions of one shop, with one intent
+    sample (:meth:`IntentSample.draw`) shared by all of them.
+
+    Raises:
+        ValueError: an id that is not a synthetic session id, or ids of several shops (seeds).
+    """
+    ids = sorted(set(session_ids))
+    seeds = {parse_session_id(sid)[0] for sid in ids}
+    if len(seeds) > 1:
+        raise ValueError(f"sessions of several synthetic shops (seeds {sorted(seeds)}): one shop at a time")
+    if not ids:
+        return {}
+    samples = IntentSample.draw(build_catalog(seeds.pop()), per_category)
+    sessions: Iterable[str] = ids
+    if progress:
+        from tqdm import tqdm
+
+        sessions = tqdm(ids, desc="posterior predictives", unit="session")
+    return {(sid, t): step for sid in sessions for t, step in enumerate(posterior_predictive(sid, samples))}
 
 
 def best_answer(predictive: Sequence[tuple[Action, float]], score: Callable[[Action, Action], float], *,

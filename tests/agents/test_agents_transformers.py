@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -163,3 +165,45 @@ def test_certainties_on_device_match_those_from_returned_logits(tiny: tuple) -> 
     assert out.certainties == pytest.approx(expected)
     pairs = agent.act_batch_with_certainty(OBSERVATIONS, variant="kl_u_p")
     assert [text for text, _ in pairs] == out.texts
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    order=st.permutations(range(len(OBSERVATIONS))),
+    batch_size=st.integers(min_value=1, max_value=3),
+    extra=st.text(alphabet="tent stove<>/ ", max_size=40),
+)
+def test_shared_prefix_generation_matches_whole_prompt_prefill(tiny: tuple, order: list[int], batch_size: int,
+                                                                extra: str) -> None:
+    """Prefilling the shared system turn once changes no greedy token and no logit beyond rounding."""
+    model, tokenizer, _ = tiny
+    observations = [OBSERVATIONS[i] for i in order] + [observation(9, f"<p>{extra}</p>")]
+    shared = TransformersAgent(model, tokenizer, max_new_tokens=MAX_NEW, batch_size=batch_size)
+    whole = TransformersAgent(model, tokenizer, max_new_tokens=MAX_NEW, batch_size=batch_size, share_prefix=False)
+    a, b = shared.generate(observations), whole.generate(observations)
+    assert a.texts == b.texts
+    for ids_a, ids_b, logits_a, logits_b in zip(a.token_ids, b.token_ids, a.logits, b.logits, strict=True):
+        assert torch.equal(ids_a, ids_b)
+        torch.testing.assert_close(logits_a, logits_b, atol=1e-4, rtol=1e-4)
+
+
+def test_the_system_turn_is_prefilled_once_per_call(tiny: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, tokenizer, _ = tiny
+    agent = TransformersAgent(model, tokenizer, max_new_tokens=2, batch_size=1)
+    prefills: list[int] = []
+    real_prefill = agent._prefill
+    monkeypatch.setattr(agent, "_prefill", lambda ids: prefills.append(len(ids)) or real_prefill(ids))
+    calls: list[dict] = []
+    real_generate = model.generate
+    monkeypatch.setattr(model, "generate", lambda **kw: calls.append(kw) or real_generate(**kw))
+    agent.generate(OBSERVATIONS * 2, return_logits=False)
+    system_turn = tokenizer.apply_chat_template([{"role": "system", "content": SYSTEM_PROMPT}], tokenize=False)
+    system_tokens = len(tokenizer(system_turn, add_special_tokens=False)["input_ids"])
+    # The first one-row batch holds its whole prompt; the second settles on what both share.
+    assert len(prefills) == 2 and prefills[1] >= system_tokens
+    held = calls[1]["input_ids"][0, :prefills[1]]
+    assert all(torch.equal(call["input_ids"][0, :prefills[1]], held) for call in calls[1:])
+    # Each batch generates on its own copy of the held cache (generate appends to what it gets).
+    caches = [call.get("cache", call.get("past_key_values")) for call in calls]
+    assert all(cache is not None for cache in caches)
+    assert len({id(cache) for cache in caches}) == len(caches)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.base import BaseAgent, Observation
+from agents.prefill import agreement, cache_keyword, common_prefix_length, prefill, starts_with
 
 
 @dataclass
@@ -235,14 +236,15 @@ class TransformersAgent(BaseAgent):
         """
         import torch
 
-        if held.ids is None or not all(_starts_with(row, held.ids) for row in rows):
-            length = _common_prefix_length(rows)
+        if held.ids is None or not all(starts_with(row, held.ids) for row in rows):
+            length = common_prefix_length(rows)
             if held.ids is not None:
-                with_held = min(length, _agreement(rows[0], held.ids))
+                with_held = min(length, agreement(rows[0], held.ids))
                 length = with_held if with_held >= MIN_SHARED_PREFIX else length
             if length < MIN_SHARED_PREFIX:
                 return None
-            held.ids, held.cache = tuple(rows[0][:length]), self._prefill(rows[0][:length])
+            shared = rows[0][:length]
+            held.ids, held.cache = tuple(shared), prefill(self.model, torch.tensor([shared], device=self.device))
         prefix, cache = held.ids, held.cache
         suffixes = [row[len(prefix):] for row in rows]
         width = max(map(len, suffixes))
@@ -257,19 +259,8 @@ class TransformersAgent(BaseAgent):
         return {
             "input_ids": torch.tensor(input_ids, device=self.device),
             "attention_mask": torch.tensor(mask, device=self.device),
-            _cache_keyword(self.model): batch_cache,
+            cache_keyword(self.model): batch_cache,
         }
-
-    def _prefill(self, prefix: list[int]) -> Any:
-        """The key/value cache of one row holding ``prefix``."""
-        import torch
-        from transformers import DynamicCache
-
-        cache = DynamicCache(config=self.model.config)
-        with torch.inference_mode():
-            self.model(torch.tensor([prefix], device=self.device), use_cache=True, logits_to_keep=1,
-                       **{_cache_keyword(self.model): cache})
-        return cache
 
 
 @dataclass
@@ -282,33 +273,6 @@ class _PrefixCache:
 
 # Below this many shared tokens, copying and repeating a cache costs more than it saves.
 MIN_SHARED_PREFIX = 16
-
-
-def _cache_keyword(model: Any) -> str:
-    """The keyword a model takes its key/value cache by: ``cache`` from transformers 5.25 on."""
-    import inspect
-
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
-def _common_prefix_length(rows: list[list[int]]) -> int:
-    """Tokens every row starts with, leaving each row at least one token of its own."""
-    return min(min(len(row) for row in rows) - 1, *(_agreement(row, rows[0]) for row in rows))
-
-
-def _agreement(row: Sequence[int], prefix: Sequence[int]) -> int:
-    """How many leading tokens ``row`` and ``prefix`` have in common."""
-    length = 0
-    for a, b in zip(row, prefix, strict=False):  # lengths differ by design
-        if a != b:
-            break
-        length += 1
-    return length
-
-
-def _starts_with(row: list[int], prefix: tuple[int, ...]) -> bool:
-    """Whether ``row`` begins with ``prefix`` and has at least one token after it."""
-    return len(row) > len(prefix) and _agreement(row, prefix) == len(prefix)
 
 
 def completion_certainty(tokenizer: Any, ids: Any, logits: Any, variant: str = "kl_p_u") -> float:

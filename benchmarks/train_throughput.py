@@ -9,7 +9,9 @@ For each model (``tiny``, ``smollm2-135m``) in one run:
   share of a step that self-certainty costs is a ratio of the same run;
 * GRPO seconds per step with TRL's stock CPU LM head (log-probs of every position, prompt
   included) against the completion-only head run_grpo uses
-  (:func:`training.lm_head.trl_scores_completions_only`), both with self-certainty.
+  (:func:`training.lm_head.trl_scores_completions_only`), both with self-certainty;
+* GRPO seconds per step with TRL prefilling every copy of a prompt (``grpo.share_prompt_prefill``
+  off) against each distinct prompt prefilled once (:mod:`agents.prefill`).
 
 The first step of each trainer is a warm-up and is not timed. Tokens are the real
 (unpadded) tokens of the batches. The machines are shared and noisy: read the ratios,
@@ -17,6 +19,7 @@ not the absolute numbers.
 
     python -m benchmarks.train_throughput                       # both models
     python -m benchmarks.train_throughput --models tiny --sft-steps 4 --out results.json
+    python -m benchmarks.train_throughput --models smollm2-135m --sft-steps 0   # GRPO only
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-#: (results key, self-certainty on, completion-only LM head) of each timed GRPO variant.
+#: (results key, self-certainty on, completion-only LM head, repeated prompts prefilled once)
+#: of each timed GRPO variant.
 GRPO_VARIANTS = (
-    ("grpo_without_self_certainty", False, True),
-    ("grpo_with_self_certainty", True, True),
-    ("grpo_stock_lm_head", True, False),
+    ("grpo_without_self_certainty", False, True, True),
+    ("grpo_with_self_certainty", True, True, True),
+    ("grpo_stock_lm_head", True, False, True),
+    ("grpo_whole_prefill", True, True, False),
 )
 
 
@@ -86,9 +91,11 @@ def measure_sft(model_spec: str, sessions: Sequence[Any], *, steps: int, stock: 
 
 
 def measure_grpo(model_spec: str, sessions: Sequence[Any], *, steps: int, self_certainty: bool, precision: str,
-                 max_prompt_tokens: int, workdir: Path, compact_lm_head: bool = True) -> dict[str, Any]:
+                 max_prompt_tokens: int, workdir: Path, compact_lm_head: bool = True,
+                 share_prompt_prefill: bool = True) -> dict[str, Any]:
     """Mean seconds per GRPO step (after one warm-up step), with or without self-certainty,
-    with the completion-only LM head or TRL's stock one (``compact_lm_head=False``)."""
+    with the completion-only LM head or TRL's stock one (``compact_lm_head=False``), with
+    each distinct prompt prefilled once or every copy prefilled (``share_prompt_prefill``)."""
     from shop_env.observations import build_states
     from training.config import load_config
     from training.grpo_train import run_grpo
@@ -100,17 +107,24 @@ def measure_grpo(model_spec: str, sessions: Sequence[Any], *, steps: int, self_c
         f"grpo.steps={steps + 1}", "grpo.batch_size=8", "grpo.num_generations=4", "grpo.max_completion_tokens=64",
         "grpo.save_steps=10000", "grpo.kl_beta=0.0", f"precision={precision}",
         f"data.max_prompt_tokens={max_prompt_tokens}", f"reward.use_self_certainty={str(self_certainty).lower()}",
+        f"grpo.share_prompt_prefill={str(share_prompt_prefill).lower()}",
     ])
     timer = _step_timer()
-    run_grpo(config, model, tokenizer, states, workdir / f"grpo-{int(self_certainty)}-{int(compact_lm_head)}",
+    run_grpo(config, model, tokenizer, states,
+             workdir / f"grpo-{int(self_certainty)}-{int(compact_lm_head)}-{int(share_prompt_prefill)}",
              progress=False, callbacks=[timer], compact_lm_head=compact_lm_head)
     timed = timer.times[1:steps + 1]
     return {"steps": len(timed), "seconds_per_step": round(sum(timed) / len(timed), 2) if timed else None}
 
 
 def run(models: Sequence[str], *, sft_steps: int, grpo_steps: int, precision: str, sessions_spec: str,
-        batch_size: int, max_seq_tokens: int, max_prompt_tokens: int) -> dict[str, Any]:
-    """Measure every model; returns the results dict (also what ``--out`` writes)."""
+        batch_size: int, max_seq_tokens: int, max_prompt_tokens: int,
+        grpo_variants: Sequence[str] | None = None) -> dict[str, Any]:
+    """Measure every model; returns the results dict (also what ``--out`` writes).
+
+    ``grpo_variants`` limits the GRPO variants timed (keys of :data:`GRPO_VARIANTS`; None: all);
+    a ratio whose two variants were not both timed is None.
+    """
     from shop_env.datasets import load_sessions
     from training.precision import resolve_precision
 
@@ -120,28 +134,34 @@ def run(models: Sequence[str], *, sft_steps: int, grpo_steps: int, precision: st
         with tempfile.TemporaryDirectory(prefix="shop-r1-tput-") as tmp:
             work = Path(tmp)
             row: dict[str, Any] = {}
-            for stock in (True, False):
+            for stock in (True, False) if sft_steps else ():
                 key = "sft_fp32_stock" if stock else "sft_optimized"
                 print(f"[train_throughput] {spec}: {key} ...", file=sys.stderr, flush=True)
                 row[key] = measure_sft(spec, sessions, steps=sft_steps, stock=stock, precision=precision,
                                        batch_size=batch_size, max_seq_tokens=max_seq_tokens,
                                        max_prompt_tokens=max_prompt_tokens, workdir=work)
-            for key, certainty, compact in GRPO_VARIANTS if grpo_steps else ():
+            for key, certainty, compact, shared in GRPO_VARIANTS if grpo_steps else ():
+                if grpo_variants is not None and key not in grpo_variants:
+                    continue
                 print(f"[train_throughput] {spec}: {key} ...", file=sys.stderr, flush=True)
                 row[key] = measure_grpo(spec, sessions, steps=grpo_steps, self_certainty=certainty,
                                         precision=precision, max_prompt_tokens=max_prompt_tokens, workdir=work,
-                                        compact_lm_head=compact)
+                                        compact_lm_head=compact, share_prompt_prefill=shared)
+        for key in ("sft_fp32_stock", "sft_optimized"):
+            row.setdefault(key, {"steps": 0, "tokens": 0, "tokens_per_s": None, "losses": []})  # --sft-steps 0
         base, fast = row["sft_fp32_stock"]["tokens_per_s"], row["sft_optimized"]["tokens_per_s"]
         row["sft_speedup"] = round(fast / base, 2) if base and fast else None
         pairs = zip(row["sft_fp32_stock"]["losses"], row["sft_optimized"]["losses"], strict=False)
         row["sft_max_loss_gap"] = round(max((abs(a - b) for a, b in pairs), default=0.0), 4)
-        for key, _, _ in GRPO_VARIANTS:
+        for key, _, _, _ in GRPO_VARIANTS:
             row.setdefault(key, {"steps": 0, "seconds_per_step": None})  # --grpo-steps 0: not measured
         without = row["grpo_without_self_certainty"]["seconds_per_step"]
         with_sc = row["grpo_with_self_certainty"]["seconds_per_step"]
         stock_head = row["grpo_stock_lm_head"]["seconds_per_step"]
+        whole_prefill = row["grpo_whole_prefill"]["seconds_per_step"]
         row["self_certainty_share_of_step"] = round((with_sc - without) / with_sc, 3) if with_sc and without else None
         row["grpo_compact_head_speedup"] = round(stock_head / with_sc, 2) if with_sc and stock_head else None
+        row["grpo_shared_prefill_speedup"] = round(whole_prefill / with_sc, 2) if with_sc and whole_prefill else None
         results["models"][spec] = row
     return results
 
@@ -149,15 +169,17 @@ def run(models: Sequence[str], *, sft_steps: int, grpo_steps: int, precision: st
 def table(results: dict[str, Any]) -> str:
     """The results as a markdown table."""
     lines = ["| model | SFT tok/s fp32 stock | SFT tok/s optimized | speed-up | max SFT loss gap | GRPO s/step w/o SC | "
-             "GRPO s/step with SC | SC share of step | GRPO s/step, TRL stock CPU head | compact-head speed-up |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "GRPO s/step with SC | SC share of step | GRPO s/step, TRL stock CPU head | compact-head speed-up | "
+             "GRPO s/step, every copy prefilled | shared-prefill speed-up |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for spec, row in results["models"].items():
         lines.append(f"| {spec} | {row['sft_fp32_stock']['tokens_per_s']} | {row['sft_optimized']['tokens_per_s']} | "
                      f"{row['sft_speedup']}x | {row.get('sft_max_loss_gap')} | "
                      f"{row['grpo_without_self_certainty']['seconds_per_step']} | "
                      f"{row['grpo_with_self_certainty']['seconds_per_step']} | "
                      f"{100 * (row['self_certainty_share_of_step'] or 0):.1f}% | "
-                     f"{row['grpo_stock_lm_head']['seconds_per_step']} | {row['grpo_compact_head_speedup']}x |")
+                     f"{row['grpo_stock_lm_head']['seconds_per_step']} | {row['grpo_compact_head_speedup']}x | "
+                     f"{row['grpo_whole_prefill']['seconds_per_step']} | {row['grpo_shared_prefill_speedup']}x |")
     return "\n".join(lines)
 
 
@@ -166,8 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--models", default="tiny,smollm2-135m", help="comma-separated model specs")
-    parser.add_argument("--sft-steps", type=int, default=3, help="timed SFT steps per trainer (after 1 warm-up)")
+    parser.add_argument("--sft-steps", type=int, default=3,
+                        help="timed SFT steps per trainer (after 1 warm-up); 0 measures GRPO only")
     parser.add_argument("--grpo-steps", type=int, default=2, help="timed GRPO steps per variant (after 1 warm-up); 0 measures SFT only")
+    parser.add_argument("--grpo-variants", default=None, metavar="KEYS",
+                        help="comma-separated GRPO variants to time (default all: "
+                             + ", ".join(key for key, *_ in GRPO_VARIANTS) + ")")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                         help="precision of the optimized path")
     parser.add_argument("--sessions", default="synthetic:24?seed=0", help="data source of the chats")
@@ -183,8 +209,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; prints a markdown table. Returns the exit status."""
     args = build_parser().parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    if not models or min(args.sft_steps, args.batch_size) < 1 or args.grpo_steps < 0:
-        print("error: need at least one model, --sft-steps/--batch-size >= 1 and --grpo-steps >= 0", file=sys.stderr)
+    if not models or args.batch_size < 1 or min(args.sft_steps, args.grpo_steps) < 0 or not (
+            args.sft_steps or args.grpo_steps):
+        print("error: need at least one model, --batch-size >= 1, --sft-steps and --grpo-steps >= 0 and not both 0",
+              file=sys.stderr)
+        return 2
+    variants = None if args.grpo_variants is None else [v.strip() for v in args.grpo_variants.split(",") if v.strip()]
+    unknown = sorted(set(variants or ()) - {key for key, *_ in GRPO_VARIANTS})
+    if unknown or variants == []:
+        print(f"error: --grpo-variants: unknown or empty {unknown}; choose from "
+              + ", ".join(key for key, *_ in GRPO_VARIANTS), file=sys.stderr)
         return 2
     import torch
 
@@ -193,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         results = run(models, sft_steps=args.sft_steps, grpo_steps=args.grpo_steps, precision=args.precision,
                       sessions_spec=args.sessions, batch_size=args.batch_size, max_seq_tokens=args.max_seq_tokens,
-                      max_prompt_tokens=args.max_prompt_tokens)
+                      max_prompt_tokens=args.max_prompt_tokens, grpo_variants=variants)
     except (ValueError, ImportError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

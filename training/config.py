@@ -111,6 +111,10 @@ class GRPOSection:
                                       "std, this floor) instead of std + 1e-4, so a group whose rewards differ "
                                       "only by self-certainty (~0.01) keeps small advantages instead of unit ones "
                                       "(0: TRL's own normalisation; local backend only)")
+    share_prompt_prefill: bool = _key(True, "prefill each distinct prompt of a rollout batch once and give its "
+                                      "num_generations copies the same key/value cache (same samples, less "
+                                      "compute); false: TRL's whole-batch prefill (local backend; verl's vLLM "
+                                      "rollouts cache prefixes themselves)")
     micro_batch_size: int | None = _key(None, "completions per device per forward/backward (null: the "
                                         "device's whole share)")
     gradient_checkpointing: bool = _key(False, "trade compute for activation memory")

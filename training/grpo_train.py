@@ -19,6 +19,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from agents.prefill import sharing_repeated_prompts
 from training.checkpoints import (
     FINAL_DIR,
     METRICS_FILE,
@@ -246,14 +247,17 @@ def run_grpo(
     # Self-certainty reads the policy the trainer is optimising (no second copy), from the
     # logits it samples the rollout with where it can (no second forward pass).
     reward.attach(lambda: trainer.model)
-    if reward.recorder is not None:
-        reward.recorder.install(trainer.model)
-    try:
-        with trl_scores_completions_only() if compact_lm_head else nullcontext():
-            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
-    finally:
+    # TRL repeats each prompt num_generations times in one generate call: prefill it once.
+    # Installed first, so the certainty recorder (installed next) wraps it.
+    with sharing_repeated_prompts(trainer.model) if config.grpo.share_prompt_prefill else nullcontext():
         if reward.recorder is not None:
-            reward.recorder.uninstall()
+            reward.recorder.install(trainer.model)
+        try:
+            with trl_scores_completions_only() if compact_lm_head else nullcontext():
+                trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+        finally:
+            if reward.recorder is not None:
+                reward.recorder.uninstall()
     final = out / FINAL_DIR
     trainer.save_model(str(final))
     tokenizer.save_pretrained(final)

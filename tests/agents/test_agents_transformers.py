@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from agents import Generation, TransformersAgent, make_agent  # noqa: E402
+from agents import Generation, TransformersAgent, make_agent, transformers_agent  # noqa: E402
 from shop_env.prompt import SYSTEM_PROMPT  # noqa: E402
 
 CHAT_TEMPLATE = (
@@ -191,8 +191,9 @@ def test_the_system_turn_is_prefilled_once_per_call(tiny: tuple, monkeypatch: py
     model, tokenizer, _ = tiny
     agent = TransformersAgent(model, tokenizer, max_new_tokens=2, batch_size=1)
     prefills: list[int] = []
-    real_prefill = agent._prefill
-    monkeypatch.setattr(agent, "_prefill", lambda ids: prefills.append(len(ids)) or real_prefill(ids))
+    real_prefill = transformers_agent.prefill
+    monkeypatch.setattr(transformers_agent, "prefill",
+                        lambda model, ids: prefills.append(ids.size(1)) or real_prefill(model, ids))
     calls: list[dict] = []
     real_generate = model.generate
     monkeypatch.setattr(model, "generate", lambda **kw: calls.append(kw) or real_generate(**kw))

@@ -265,10 +265,15 @@ def _states():
     return build_states(three_step_sessions(), context="latest-step")
 
 
-def test_two_step_grpo_smoke_run_on_cpu(tiny, tmp_path):
+def test_two_step_grpo_smoke_run_on_cpu(tiny, tmp_path, monkeypatch):
+    import agents.prefill
     from training.models import load_model
 
     model, tokenizer = load_model("tiny", sessions=three_step_sessions(), out_dir=tmp_path / "m")
+    prefilled: list[int] = []  # rows prefilled per rollout: one prompt's two copies share one
+    real_prefill = agents.prefill.prefill
+    monkeypatch.setattr(agents.prefill, "prefill",
+                        lambda model, ids, mask=None: prefilled.append(ids.size(0)) or real_prefill(model, ids, mask))
     final = run_grpo(_tiny_config(2, save_steps=2), model, tokenizer, _states(), tmp_path / "grpo", progress=False)
     assert (final / "config.json").is_file()
     records = read_metrics(tmp_path / "grpo" / "metrics.jsonl")
@@ -282,6 +287,7 @@ def test_two_step_grpo_smoke_run_on_cpu(tiny, tmp_path):
     assert [r["step"] for r in rollouts] == [1, 1, 2, 2], "one record per completion, two completions a step"
     sources = json.loads((tmp_path / "grpo" / "reward_errors.json").read_text())["self_certainty_sources"]
     assert sources == {"generation": 4, "forward": 0}, "self-certainty came from the rollouts, not a second pass"
+    assert prefilled == [1, 1], "each step's prompt was prefilled once for its two completions"
     assert "generate" not in vars(model)
 
 

@@ -8,8 +8,9 @@ Two places generate many rows from prompts that overlap:
   :func:`sharing_repeated_prompts` makes such calls prefill each distinct prompt once and give
   every copy the same cache (:func:`generate_sharing_repeated_rows`).
 
-Either way a row's keys and values are the ones it would get alone, so greedy answers and
-seeded samples are the ones whole-prompt prefill gives (the prefill draws no random numbers).
+Either way a row's keys and values are the ones it would get alone (to float rounding), so
+greedy answers and seeded samples are the ones whole-prompt prefill gives, but for a logit tie
+broken the other way by rounding (the prefill draws no random numbers).
 torch and transformers are imported inside the functions.
 """
 

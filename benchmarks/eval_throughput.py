@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import sys
 import tempfile
@@ -28,6 +27,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from benchmarks.cli import measure_and_report
 
 
 def run(config_name: str, *, states: int, rounds: int, overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -127,16 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    try:
-        results = run(args.config, states=args.states, rounds=args.rounds, overrides=args.set)
-    except (ValueError, ImportError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(table(results))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=1), encoding="utf-8")
-    return 0
+    return measure_and_report(lambda: run(args.config, states=args.states, rounds=args.rounds, overrides=args.set),
+                              table, args.out)
 
 
 if __name__ == "__main__":

@@ -25,13 +25,14 @@ not the absolute numbers.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from benchmarks.cli import measure_and_report
 
 #: (results key, self-certainty on, completion-only LM head, repeated prompts prefilled once)
 #: of each timed GRPO variant.
@@ -173,14 +174,22 @@ def table(results: dict[str, Any]) -> str:
              "GRPO s/step, every copy prefilled | shared-prefill speed-up |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for spec, row in results["models"].items():
-        lines.append(f"| {spec} | {row['sft_fp32_stock']['tokens_per_s']} | {row['sft_optimized']['tokens_per_s']} | "
-                     f"{row['sft_speedup']}x | {row.get('sft_max_loss_gap')} | "
-                     f"{row['grpo_without_self_certainty']['seconds_per_step']} | "
-                     f"{row['grpo_with_self_certainty']['seconds_per_step']} | "
-                     f"{100 * (row['self_certainty_share_of_step'] or 0):.1f}% | "
-                     f"{row['grpo_stock_lm_head']['seconds_per_step']} | {row['grpo_compact_head_speedup']}x | "
-                     f"{row['grpo_whole_prefill']['seconds_per_step']} | {row['grpo_shared_prefill_speedup']}x |")
+        cells = [row["sft_fp32_stock"]["tokens_per_s"], row["sft_optimized"]["tokens_per_s"],
+                 _times(row["sft_speedup"]), row.get("sft_max_loss_gap"),
+                 row["grpo_without_self_certainty"]["seconds_per_step"],
+                 row["grpo_with_self_certainty"]["seconds_per_step"],
+                 None if row["self_certainty_share_of_step"] is None
+                 else f"{100 * row['self_certainty_share_of_step']:.1f}%",
+                 row["grpo_stock_lm_head"]["seconds_per_step"], _times(row["grpo_compact_head_speedup"]),
+                 row.get("grpo_whole_prefill", {}).get("seconds_per_step"),  # absent from older results
+                 _times(row.get("grpo_shared_prefill_speedup"))]
+        lines.append(f"| {spec} | " + " | ".join("—" if c is None else str(c) for c in cells) + " |")
     return "\n".join(lines)
+
+
+def _times(ratio: float | None) -> str | None:
+    """A speed-up as ``1.23x`` (None when not measured)."""
+    return None if ratio is None else f"{ratio}x"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,18 +233,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:
-        results = run(models, sft_steps=args.sft_steps, grpo_steps=args.grpo_steps, precision=args.precision,
-                      sessions_spec=args.sessions, batch_size=args.batch_size, max_seq_tokens=args.max_seq_tokens,
-                      max_prompt_tokens=args.max_prompt_tokens, grpo_variants=variants)
-    except (ValueError, ImportError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(table(results))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=1), encoding="utf-8")
-    return 0
+
+    def measure() -> dict[str, Any]:
+        return run(models, sft_steps=args.sft_steps, grpo_steps=args.grpo_steps, precision=args.precision,
+                   sessions_spec=args.sessions, batch_size=args.batch_size, max_seq_tokens=args.max_seq_tokens,
+                   max_prompt_tokens=args.max_prompt_tokens, grpo_variants=variants)
+
+    return measure_and_report(measure, table, args.out)
 
 
 if __name__ == "__main__":

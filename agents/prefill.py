@@ -32,6 +32,17 @@ def cache_keyword(model: Any) -> str:
     return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
 
 
+def supports_prefill(model: Any) -> bool:
+    """Whether :func:`prefill` can serve ``model``: a decoder-only LM whose ``forward`` takes a
+    key/value cache and ``logits_to_keep`` (state-space models and encoder-decoders do not)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    forward = getattr(inner, "forward", None)
+    if forward is None or getattr(getattr(inner, "config", None), "is_encoder_decoder", False):
+        return False
+    parameters = inspect.signature(forward).parameters
+    return "logits_to_keep" in parameters and ("cache" in parameters or "past_key_values" in parameters)
+
+
 def prefill(model: Any, input_ids: Any, attention_mask: Any = None) -> Any:
     """Run ``input_ids`` ``[rows, tokens]`` through ``model`` and return their key/value cache.
 
@@ -106,12 +117,13 @@ def generate_sharing_repeated_rows(generate: Callable[..., Any], model: Any, inp
 
     Returns:
         What ``generate`` returns. Calls that bring their own cache, no ``input_ids``, prompts
-        of one token or no repeated rows go through unchanged.
+        of one token or no repeated rows, and models :func:`supports_prefill` turns down, go
+        through unchanged.
     """
     import torch
 
     firsts = None
-    if input_ids is not None and input_ids.dim() == 2 and input_ids.size(1) > 1 and not any(
+    if supports_prefill(model) and input_ids is not None and input_ids.dim() == 2 and input_ids.size(1) > 1 and not any(
             kwargs.get(name) is not None for name in ("cache", "past_key_values")):
         firsts = repeated_row_groups(input_ids, attention_mask)
     if firsts is None:

@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.base import BaseAgent, Observation
-from agents.prefill import agreement, cache_keyword, common_prefix_length, prefill, starts_with
+from agents.prefill import (
+    agreement,
+    cache_keyword,
+    common_prefix_length,
+    prefill,
+    starts_with,
+    supports_prefill,
+)
 
 
 @dataclass
@@ -127,7 +134,7 @@ class TransformersAgent(BaseAgent):
         self.max_prompt_tokens = prompt.max_prompt_tokens
         self.page_format = prompt.page_format
         self.seed = int(seed)
-        self.share_prefix = bool(share_prefix)
+        self.share_prefix = bool(share_prefix) and supports_prefill(self.model)
 
     def __repr__(self) -> str:
         return f"TransformersAgent({self.source!r}, temperature={self.temperature}, device={str(self.device)!r})"

@@ -15,6 +15,7 @@ from agents.prefill import (  # noqa: E402
     repeated_row_groups,
     sharing_repeated_prompts,
     starts_with,
+    supports_prefill,
 )
 
 VOCAB, PAD = 64, 0
@@ -111,3 +112,17 @@ def test_common_prefix_leaves_every_row_a_token_of_its_own(rows):
     assert all(starts_with(row, rows[0][:length]) or length == 0 for row in rows)
     assert all(len(row) > length for row in rows) or length == 0
     assert all(row[:length] == rows[0][:length] for row in rows)
+
+
+def test_models_without_a_cache_keyword_are_turned_down(model):
+    class NoCache(torch.nn.Module):
+        def forward(self, input_ids, attention_mask=None):
+            return input_ids
+
+    assert supports_prefill(model)
+    assert not supports_prefill(NoCache())
+    calls = []
+    generate = prefill_module.generate_sharing_repeated_rows
+    out = generate(lambda **kw: calls.append(sorted(kw)) or "plain", NoCache(),
+                   input_ids=torch.ones(2, 3, dtype=torch.long), attention_mask=torch.ones(2, 3))
+    assert out == "plain" and calls == [["attention_mask", "input_ids"]]  # repeated rows, yet no prefill

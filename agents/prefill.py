@@ -59,7 +59,10 @@ def prefill(model: Any, input_ids: Any, attention_mask: Any = None) -> Any:
     from transformers import DynamicCache
 
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    cache = DynamicCache(config=inner.config)
+    try:  # the config tells it which layers slide; older transformers (< 4.56) take none
+        cache = DynamicCache(config=inner.config)
+    except TypeError:
+        cache = DynamicCache()
     options: dict[str, Any] = {"use_cache": True, "logits_to_keep": 1, cache_keyword(model): cache}
     if attention_mask is not None:
         options["attention_mask"] = attention_mask

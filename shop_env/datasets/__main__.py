@@ -2,12 +2,15 @@
 
 The report gives the action mix, session lengths, the share of sessions ending in
 ``terminate``, what typed text is (search, refined search, filter, ...) and, for synthetic
-data, the oracle ceiling: the oracle agent's exact match on the test split. User errors
-(a bad source, a missing, unreadable or malformed file) print ``error: ...`` and exit 2.
+data, the oracle ceiling: the oracle agent's exact match on the test split, and with
+``--observable-ceiling`` the observable one: the ``bayes`` agent's, which sees only the session
+so far (minutes). User errors (a bad source, a missing, unreadable or malformed file) print
+``error: ...`` and exit 2.
 
 Examples::
 
     python -m shop_env.datasets synthetic:200 --split test
+    python -m shop_env.datasets synthetic:800?seed=0 --observable-ceiling
     python -m shop_env.datasets opera:/data/OPeRA --skip-invalid --out data/opera.jsonl
 """
 
@@ -19,6 +22,7 @@ import sys
 from shop_env.datasets import DEFAULT_SOURCE, load_sessions
 from shop_env.datasets.stats import compute_stats, format_stats
 from shop_env.sessions import SkipReport, write_jsonl
+from shop_env.synthetic.posterior import DEFAULT_SAMPLES_PER_CATEGORY
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="write the loaded sessions to this canonical .jsonl file")
     parser.add_argument("--no-oracle", action="store_true",
                         help="skip the oracle ceiling (exact match of the oracle agent on the test split)")
+    parser.add_argument("--observable-ceiling", type=int, nargs="?", const=DEFAULT_SAMPLES_PER_CATEGORY, default=0,
+                        metavar="DRAWS",
+                        help="also compute the observable ceiling (the bayes agent's exact match on the test "
+                        "split; synthetic data) with DRAWS intents drawn per category "
+                        f"(default when given: {DEFAULT_SAMPLES_PER_CATEGORY}; a few minutes for 150 sessions)")
     args = parser.parse_args(argv)
+    if args.observable_ceiling < 0:
+        print("error: --observable-ceiling needs a number of draws >= 1", file=sys.stderr)
+        return 2
     report = SkipReport()
     try:
         sessions = load_sessions(args.source, args.split, skip_invalid=args.skip_invalid, report=report,
@@ -46,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as err:  # bad source, malformed record, missing/unreadable path
         print(f"error: {_describe(err)}", file=sys.stderr)
         return 2
-    stats = compute_stats(sessions, oracle=not args.no_oracle)
+    stats = compute_stats(sessions, oracle=not args.no_oracle, observable_samples=args.observable_ceiling,
+                          progress=True)
     print(f"{stats.sessions} sessions, {stats.steps} steps from {args.source} (split: {args.split or 'all'})")
     print(format_stats(stats))
     if report.skipped or report.dropped:

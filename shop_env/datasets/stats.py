@@ -1,4 +1,4 @@
-"""Data-set statistics: action mix, session lengths, endings, typed-text kinds, oracle ceiling.
+"""Data-set statistics: action mix, session lengths, endings, typed-text kinds, ceilings.
 
 Used by ``python -m shop_env.datasets`` to describe any source, so a simulated data set can
 be compared with logged ones (the paper's Shop-CART split: about 36% click, 38%
@@ -49,14 +49,16 @@ def typed_text_kind(name: str, searched_before: bool = False) -> str:
 
 
 @dataclass
-class OracleCeiling:
-    """The oracle agent's exact match on a split (``None`` fields: not computable).
+class Ceiling:
+    """An agent's exact match on the test split, as a ceiling (``None`` fields: not computable).
 
     Attributes:
-        exact_match: share of states where the oracle agent's answer exactly matches the
-            logged action (as ``agents.evaluation`` scores it).
-        expected: mean ``meta.oracle_prob``: the oracle's expected exact match.
-        states: how many states were scored.
+        exact_match: share of states where the agent's answer exactly matches the logged
+            action (as ``agents.evaluation`` scores it).
+        expected: the exact match the agent expects: for the oracle the mean
+            ``meta.oracle_prob``; for the observable ceiling the mean posterior probability
+            of its answer.
+        states: states scored.
         reason: why it was not computed (empty when it was).
     """
 
@@ -79,7 +81,8 @@ class DatasetStats:
     length_max: int
     terminate_endings: int
     typed_kinds: dict[str, int]
-    oracle: OracleCeiling = field(default_factory=OracleCeiling)
+    oracle: Ceiling = field(default_factory=Ceiling)
+    observable: Ceiling = field(default_factory=lambda: Ceiling(reason="not computed"))
 
     def action_share(self, kind: str) -> float:
         """The share of steps whose action type is ``kind`` (0-1)."""
@@ -91,8 +94,17 @@ class DatasetStats:
         return self.terminate_endings / self.sessions if self.sessions else 0.0
 
 
-def compute_stats(sessions: Sequence[Session], *, oracle: bool = True) -> DatasetStats:
-    """Statistics of ``sessions``; ``oracle`` also scores the oracle on their test split."""
+def compute_stats(sessions: Sequence[Session], *, oracle: bool = True, observable_samples: int = 0,
+                  progress: bool = False) -> DatasetStats:
+    """Statistics of ``sessions``.
+
+    Args:
+        sessions: the sessions to describe.
+        oracle: also score the oracle on their test split (:func:`oracle_ceiling_on_test`).
+        observable_samples: > 0 also computes the observable ceiling with this many intents
+            drawn per category (:func:`observable_ceiling_on_test`; minutes on 150 sessions).
+        progress: a progress bar over sessions while the observable ceiling is computed.
+    """
     actions: Counter[str] = Counter()
     typed: Counter[str] = Counter()
     lengths = [len(s.steps) for s in sessions]
@@ -117,11 +129,13 @@ def compute_stats(sessions: Sequence[Session], *, oracle: bool = True) -> Datase
         length_max=max(lengths, default=0),
         terminate_endings=endings,
         typed_kinds={kind: typed[kind] for kind in TYPED_KINDS if typed[kind]},
-        oracle=oracle_ceiling_on_test(sessions) if oracle else OracleCeiling(reason="not computed"),
+        oracle=oracle_ceiling_on_test(sessions) if oracle else Ceiling(reason="not computed"),
+        observable=(observable_ceiling_on_test(sessions, observable_samples, progress=progress)
+                    if observable_samples > 0 else Ceiling(reason="not computed")),
     )
 
 
-def oracle_ceiling_on_test(sessions: Sequence[Session]) -> OracleCeiling:
+def oracle_ceiling_on_test(sessions: Sequence[Session]) -> Ceiling:
     """Exact match of the ``oracle`` agent on the test split of ``sessions``.
 
     The test split is :func:`shop_env.sessions.select_split`'s (a hash of the session id),
@@ -133,9 +147,9 @@ def oracle_ceiling_on_test(sessions: Sequence[Session]) -> OracleCeiling:
     """
     test = select_split(sessions, "test")
     if not test:
-        return OracleCeiling(reason="no test-split sessions")
+        return Ceiling(reason="no test-split sessions")
     if not all("oracle_action" in step.meta for s in test for step in s.steps):
-        return OracleCeiling(reason="no meta.oracle_action (not synthetic data)")
+        return Ceiling(reason="no meta.oracle_action (not synthetic data)")
     from rewards.action import exact_match
 
     hits = states = 0
@@ -148,8 +162,43 @@ def oracle_ceiling_on_test(sessions: Sequence[Session]) -> OracleCeiling:
             hits += bool(exact_match(pred, step.action))
             states += 1
     probs = [float(step.meta["oracle_prob"]) for s in test for step in s.steps if "oracle_prob" in step.meta]
-    return OracleCeiling(exact_match=hits / states, expected=sum(probs) / len(probs) if probs else None,
-                         states=states)
+    return Ceiling(exact_match=hits / states, expected=sum(probs) / len(probs) if probs else None, states=states)
+
+
+def observable_ceiling_on_test(sessions: Sequence[Session], samples_per_category: int, *,
+                               progress: bool = False) -> Ceiling:
+    """Exact match of the ``bayes`` agent on the test split of ``sessions`` (synthetic data).
+
+    At each test step the answer is the action the Bayes posterior predictive given only the
+    session so far makes likeliest (:mod:`shop_env.synthetic.posterior`, ``samples_per_category``
+    intents drawn per category): the best a model that sees the pages and past actions can
+    expect, where the oracle reads the shopper's hidden intent. Sessions that are not one
+    synthetic shop's, or whose logged actions the shop's shopper would not take, are reported
+    as not computable.
+    """
+    test = select_split(sessions, "test")
+    if not test:
+        return Ceiling(reason="no test-split sessions")
+    from rewards.action import exact_match
+    from shop_env.synthetic.posterior import best_answer, session_posteriors
+
+    def exact(pred: Action, gold: Action) -> float:
+        return float(exact_match(pred, gold))
+
+    try:
+        posteriors = session_posteriors((s.session_id for s in test), samples_per_category, progress=progress)
+    except ValueError as err:  # not synthetic ids, several shops, or actions this shop's shopper never takes
+        return Ceiling(reason=str(err))
+    hits = expected = 0.0
+    states = 0
+    for session in test:
+        for t, step in enumerate(session.steps):
+            predictive = posteriors[(session.session_id, t)].predictive
+            answer = best_answer(predictive, exact)
+            hits += exact(answer, step.action)
+            expected += sum(p * exact(answer, g) for g, p in predictive)
+            states += 1
+    return Ceiling(exact_match=hits / states, expected=expected / states, states=states)
 
 
 def format_stats(stats: DatasetStats) -> str:
@@ -174,4 +223,10 @@ def format_stats(stats: DatasetStats) -> str:
         expected = f"; expected {oracle.expected:.4f}" if oracle.expected is not None else ""
         lines.append(f"oracle ceiling (test split exact match): {oracle.exact_match:.4f} "
                      f"on {oracle.states} states{expected}")
+    observable = stats.observable
+    if observable.exact_match is not None:
+        lines.append(f"observable ceiling (test split exact match of the bayes agent, given only the session so far): "
+                     f"{observable.exact_match:.4f} on {observable.states} states; expected {observable.expected:.4f}")
+    elif observable.reason != "not computed":
+        lines.append(f"observable ceiling: n/a ({observable.reason})")
     return "\n".join(lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
@@ -145,3 +146,37 @@ def test_cli_prints_the_calibration_statistics(capsys) -> None:
     assert re.search(r"^sessions ending in terminate: \d+/200 \(\d+\.\d%\)$", out, re.M)
     assert re.search(r"^typed text: search \d+ \(", out, re.M)
     assert re.search(r"^oracle ceiling \(test split exact match\): 0\.\d{4} on \d+ states", out, re.M)
+    assert "observable ceiling" not in out  # opt-in: it takes minutes on a real split
+
+
+def test_observable_ceiling_is_the_bayes_agents_exact_match_on_the_test_split(tmp_path, capsys) -> None:
+    """The CLI's observable ceiling is what the `bayes` agent scores on the same test states."""
+    from agents import BayesAgent
+    from agents.evaluation import evaluate
+    from shop_env.observations import build_states
+
+    source = "synthetic:40?seed=2"
+    assert main([source, "--observable-ceiling", "20"]) == 0
+    out = capsys.readouterr().out
+    found = re.search(r"^observable ceiling \(test split exact match of the bayes agent, given only the session "
+                      r"so far\): (0\.\d{4}) on (\d+) states; expected (0\.\d{4})$", out, re.M)
+    assert found, out
+    test = select_split(generate_sessions(40, seed=2), "test")
+    states = build_states(test, context="latest-step")
+    metrics = evaluate(BayesAgent.from_states(states, samples_per_category=20), states, tmp_path, progress=False)
+    assert int(found.group(2)) == len(states)
+    assert float(found.group(1)) == pytest.approx(metrics["exact_match"], abs=1e-4)
+    oracle = float(re.search(r"^oracle ceiling \(test split exact match\): (0\.\d{4})", out, re.M).group(1))
+    assert 0 < float(found.group(3)) < 1 and float(found.group(1)) <= oracle + 0.15
+
+
+def test_observable_ceiling_is_not_computable_off_the_shop(tmp_path, capsys) -> None:
+    from shop_env.sessions import write_jsonl
+
+    renamed = [replace(s, session_id=f"user-{i}") for i, s in enumerate(generate_sessions(40, seed=1))]
+    path = tmp_path / "renamed.jsonl"
+    write_jsonl(renamed, path)
+    assert main([str(path), "--observable-ceiling", "5"]) == 0
+    assert re.search(r"^observable ceiling: n/a \(.*not a synthetic session id", capsys.readouterr().out, re.M)
+    assert main([str(path), "--observable-ceiling", "-1"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")

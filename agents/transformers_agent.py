@@ -72,9 +72,11 @@ class TransformersAgent(BaseAgent):
         page_format: ``"compact"`` or ``"html"`` (:mod:`shop_env.webpage.compact`); None: the
             saved setting of a model directory, else compact.
         seed: seeds torch before sampling, for reproducible sampled answers.
-        share_prefix: prefill the token prefix that a batch's prompts share (the system turn)
-            once and reuse its key/value cache across batches (module docstring); False
-            prefills every prompt whole, left-padded.
+        share_prefix: prefill the token prefix that the prompts of one ``generate`` call share
+            (the system turn) once and reuse its key/value cache for all their batches (module
+            docstring); False, or a model ``agents.prefill.supports_prefill`` turns down,
+            prefills every prompt whole, left-padded. The cache lives for one call only, so a
+            model trained between calls is never answered from stale keys.
 
     Raises:
         ValueError: a model object without a tokenizer, or invalid settings.
@@ -200,8 +202,8 @@ class TransformersAgent(BaseAgent):
         # The chat template already wrote any BOS token; do not add another.
         rows = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
         inputs = self._shared_prefix_inputs(rows, prefix) if self.share_prefix else None
-        if inputs is None:
-            encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        if inputs is None:  # pad the rows already tokenized (left: padding_side is set in __init__)
+            encoded = self.tokenizer.pad({"input_ids": rows}, return_tensors="pt")
             inputs = {key: value.to(self.device) for key, value in encoded.items()}
         sampling = self.temperature > 0
         options: dict[str, Any] = {"do_sample": sampling}
